@@ -1,0 +1,1 @@
+"""signals-export's core: everything that is not a binding (see function_app.py)."""

@@ -1,0 +1,142 @@
+"""The process's clients and services, built once from the settings and shared by every function.
+
+Built lazily on first use (not at import, so that an import costs no network), and never in the ASGI
+lifespan, which the Functions adapter only runs on the first HTTP request.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables import TableClient, TableServiceClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from shared import settings as names
+from shared.deadletter import DeadLetters
+from shared.ledger import PartitionLedger
+from shared.pipeline import Exporter
+from shared.secrets import KeyBox
+from shared.settings import Settings, SettingsError
+from shared.sinks import AppendBlobSink, DestinationClients
+from shared.store import ExportRegistry, ExportStore
+
+
+@dataclass
+class Runtime:
+    """Everything a function needs, wired from one Settings."""
+
+    settings: Settings
+    _ledgers: dict[str, PartitionLedger] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @cached_property
+    def _credential(self) -> Any:
+        from azure.identity import DefaultAzureCredential  # only for identity-based connections
+
+        client_id = self.settings.storage_client_id or None
+        return DefaultAzureCredential(managed_identity_client_id=client_id)
+
+    @cached_property
+    def tables(self) -> TableServiceClient:
+        if self.settings.storage_connection:
+            return TableServiceClient.from_connection_string(self.settings.storage_connection)
+        return TableServiceClient(self.settings.storage_table_uri, credential=self._credential)
+
+    @cached_property
+    def blobs(self) -> BlobServiceClient:
+        if self.settings.storage_connection:
+            return BlobServiceClient.from_connection_string(self.settings.storage_connection)
+        return BlobServiceClient(self.settings.storage_blob_uri, credential=self._credential)
+
+    @cached_property
+    def keys(self) -> KeyBox:
+        if not self.settings.key_encryption_key:
+            raise SettingsError(
+                "KEY_ENCRYPTION_KEY must be set: customers' storage keys are stored sealed under it"
+            )
+        return KeyBox.from_setting(self.settings.key_encryption_key)
+
+    @cached_property
+    def exports_table(self) -> TableClient:
+        return self.tables.get_table_client(names.EXPORTS_TABLE)
+
+    @cached_property
+    def ledger_table(self) -> TableClient:
+        return self.tables.get_table_client(names.LEDGER_TABLE)
+
+    @cached_property
+    def store(self) -> ExportStore:
+        return ExportStore(self.exports_table, self.keys)
+
+    @cached_property
+    def registry(self) -> ExportRegistry:
+        return ExportRegistry(self.store.list, max_age=self.settings.export_cache_seconds)
+
+    @cached_property
+    def destinations(self) -> DestinationClients:
+        return DestinationClients()
+
+    @cached_property
+    def backlog_container(self) -> ContainerClient:
+        return self.blobs.get_container_client(names.BACKLOG_CONTAINER)
+
+    @cached_property
+    def deadletter_container(self) -> ContainerClient:
+        return self.blobs.get_container_client(names.DEADLETTER_CONTAINER)
+
+    @cached_property
+    def exporter(self) -> Exporter:
+        return Exporter(
+            exports_of=self.registry.exports_of,
+            ledger_for=self.ledger,
+            sink_for=self.destinations.sink,
+            backlog_sink=AppendBlobSink(self.backlog_container),
+            dead_letters=DeadLetters(self.deadletter_container, self.settings.eventhub_name),
+            write_deadline=self.settings.write_deadline_seconds,
+        )
+
+    def ledger(self, partition: str) -> PartitionLedger:
+        with self._lock:
+            ledger = self._ledgers.get(partition)
+            if ledger is None:
+                key = f"{self.settings.eventhub_name}-{partition}"
+                ledger = self._ledgers[partition] = PartitionLedger(self.ledger_table, key)
+            return ledger
+
+    def provision(self) -> None:
+        """Create the service's own tables and containers if missing (local runs and tests; in Azure
+        the infrastructure creates them)."""
+        for table in (names.EXPORTS_TABLE, names.LEDGER_TABLE):
+            try:
+                self.tables.create_table(table)
+            except ResourceExistsError:
+                pass
+        for container in (names.BACKLOG_CONTAINER, names.DEADLETTER_CONTAINER):
+            try:
+                self.blobs.create_container(container)
+            except ResourceExistsError:
+                pass
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def runtime() -> Runtime:
+    """The process's Runtime, from the environment's settings."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = Runtime(Settings.from_env())
+        return _runtime
+
+
+def use_runtime(value: Runtime | None) -> None:
+    """Install a Runtime (the local host and tests build theirs from explicit settings)."""
+    global _runtime
+    with _runtime_lock:
+        _runtime = value

@@ -1,0 +1,238 @@
+"""How signals are sent: the two destination kinds behind one FileSink, and the one retry policy.
+
+The Azure SDKs' own retries are switched off (`retry_total=0`) so that there is exactly one retry
+layer: `write_with_retry`, which retries only throttling and transient failures, within a deadline.
+Retrying is safe because delivery is idempotent (see shared.delivery).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import stamina
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.filedatalake import DataLakeServiceClient, FileSystemClient
+
+from shared.delivery import FileGone, FileSink, PositionConflict
+from shared.model import AdlsDestination, BlobDestination, Destination
+from shared.outcomes import WriteFailure, classify, error_code
+
+T = TypeVar("T")
+
+MAX_APPEND_BLOCK = 4 * 1024 * 1024
+_CLIENT_OPTIONS: dict[str, Any] = {"retry_total": 0, "connection_timeout": 5, "read_timeout": 20}
+_GONE_CODES = {"PathNotFound", "BlobNotFound"}
+
+
+def account_name(account_url: str) -> str:
+    """The storage account named by a URL: the host's first label, or the first path segment of a
+    path-style local emulator URL such as http://127.0.0.1:10000/devstoreaccount1."""
+    parsed = urlparse(account_url)
+    host = parsed.hostname or ""
+    if host.replace(".", "").isdigit() or host == "localhost" or "." not in host:
+        return parsed.path.strip("/").split("/")[0]
+    return host.split(".")[0]
+
+
+class DestinationClients:
+    """SDK clients for customers' destinations, created once per process and reused across batches."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._filesystems: dict[tuple[str, str, str], FileSystemClient] = {}
+        self._containers: dict[tuple[str, str, str], ContainerClient] = {}
+
+    def sink(self, destination: Destination) -> FileSink:
+        if isinstance(destination, AdlsDestination):
+            return AdlsSink(self.filesystem(destination))
+        return AppendBlobSink(self.container(destination))
+
+    def filesystem(self, destination: AdlsDestination) -> FileSystemClient:
+        key = (destination.account_url, destination.filesystem, destination.key.value)
+        with self._lock:
+            client = self._filesystems.get(key)
+            if client is None:
+                service = DataLakeServiceClient(
+                    destination.account_url,
+                    credential={
+                        "account_name": account_name(destination.account_url),
+                        "account_key": destination.key.value,
+                    },
+                    **_CLIENT_OPTIONS,
+                )
+                client = self._filesystems[key] = service.get_file_system_client(destination.filesystem)
+            return client
+
+    def container(self, destination: BlobDestination) -> ContainerClient:
+        key = (destination.account_url, destination.container, destination.key.value)
+        with self._lock:
+            client = self._containers.get(key)
+            if client is None:
+                service = BlobServiceClient(
+                    destination.account_url,
+                    credential={
+                        "account_name": account_name(destination.account_url),
+                        "account_key": destination.key.value,
+                    },
+                    **_CLIENT_OPTIONS,
+                )
+                client = self._containers[key] = service.get_container_client(destination.container)
+            return client
+
+    def prepare(self, destination: Destination) -> None:
+        """Create the filesystem or container if missing. Done when an export is created or resumed,
+        never by live writes: a filesystem deleted later postpones the export instead of being
+        silently recreated."""
+        try:
+            if isinstance(destination, AdlsDestination):
+                self.filesystem(destination).create_file_system()
+            else:
+                self.container(destination).create_container()
+        except ResourceExistsError:
+            pass
+        except Exception as error:
+            raise classify(error) from None
+
+
+class AdlsSink:
+    """ADLS Gen2 files: one append-with-flush request per write, positioned."""
+
+    def __init__(self, filesystem: FileSystemClient) -> None:
+        self._filesystem = filesystem
+
+    def create(self, path: str) -> bool:
+        try:
+            self._filesystem.get_file_client(path).create_file(match_condition=MatchConditions.IfMissing)
+        except ResourceExistsError:
+            return False
+        return True
+
+    def length(self, path: str) -> int | None:
+        try:
+            return int(self._filesystem.get_file_client(path).get_file_properties().size)
+        except ResourceNotFoundError as error:
+            if error_code(error) in _GONE_CODES or not error_code(error):
+                return None
+            raise
+
+    def append(self, path: str, data: bytes, position: int) -> int:
+        try:
+            self._filesystem.get_file_client(path).append_data(
+                data, offset=position, length=len(data), flush=True
+            )
+        except HttpResponseError as error:
+            if error_code(error) == "InvalidFlushPosition":
+                raise PositionConflict(path) from None
+            if error_code(error) in _GONE_CODES:
+                raise FileGone(path) from None
+            raise
+        return position + len(data)
+
+    def read(self, path: str, start: int, end: int) -> bytes:
+        if end <= start:
+            return b""
+        stream = self._filesystem.get_file_client(path).download_file(offset=start, length=end - start)
+        return bytes(stream.readall())
+
+
+class AppendBlobSink:
+    """Append blobs: blocks of whole lines up to 4 MiB, each conditional on the append position."""
+
+    def __init__(self, container: ContainerClient) -> None:
+        self._container = container
+
+    def create(self, path: str) -> bool:
+        try:
+            self._container.get_blob_client(path).create_append_blob(
+                match_condition=MatchConditions.IfMissing
+            )
+        except ResourceExistsError:
+            return False
+        except HttpResponseError as error:
+            # Azurite answers a failed If-None-Match on create with 412 rather than 409.
+            if error.status_code == 412:
+                return False
+            raise
+        return True
+
+    def length(self, path: str) -> int | None:
+        try:
+            return int(self._container.get_blob_client(path).get_blob_properties().size)
+        except ResourceNotFoundError as error:
+            if error_code(error) in _GONE_CODES or not error_code(error):
+                return None
+            raise
+
+    def append(self, path: str, data: bytes, position: int) -> int:
+        blob = self._container.get_blob_client(path)
+        for block in _blocks(data):
+            try:
+                blob.append_block(block, length=len(block), appendpos_condition=position)
+            except HttpResponseError as error:
+                if error_code(error) == "AppendPositionConditionNotMet":
+                    raise PositionConflict(path) from None
+                if error_code(error) in _GONE_CODES:
+                    raise FileGone(path) from None
+                raise
+            position += len(block)
+        return position
+
+    def read(self, path: str, start: int, end: int) -> bytes:
+        if end <= start:
+            return b""
+        stream = self._container.get_blob_client(path).download_blob(offset=start, length=end - start)
+        return bytes(stream.readall())
+
+
+def _blocks(data: bytes) -> Iterator[bytes]:
+    """Split at line ends into blocks of at most 4 MiB, so that every block holds whole lines."""
+    start = 0
+    while start < len(data):
+        end = start + MAX_APPEND_BLOCK
+        if end < len(data):
+            end = data.rindex(b"\n", start, end) + 1
+        yield data[start:end]
+        start = end
+
+
+def write_with_retry(write: Callable[[], T], *, deadline: float, attempts: int = 6) -> T:
+    """Run an idempotent write, retrying throttled and transient failures until the deadline.
+
+    Raises WriteFailure with the cause of the last failure.
+    """
+    try:
+        for attempt in stamina.retry_context(
+            on=_retryable, attempts=attempts, timeout=deadline, wait_initial=0.2, wait_max=4.0
+        ):
+            with attempt:
+                return write()
+    except WriteFailure:
+        raise
+    except Exception as error:
+        raise classify(error) from None
+    raise AssertionError("unreachable: stamina either returns or raises")
+
+
+def _retryable(error: Exception) -> bool:
+    return not isinstance(error, PositionConflict | FileGone) and classify(error).cause.retryable
+
+
+def set_testing(testing: bool) -> None:
+    """Turn retry backoff off (tests), keeping the attempts."""
+    stamina.set_testing(testing, attempts=3)
+
+
+__all__ = [
+    "AdlsSink",
+    "AppendBlobSink",
+    "DestinationClients",
+    "WriteFailure",
+    "account_name",
+    "set_testing",
+    "write_with_retry",
+]

@@ -1,0 +1,191 @@
+"""What is configured: exports in Azure Table Storage, and a cache that the trigger reads from.
+
+One entity per export: PartitionKey = project id, RowKey = export id. Customers' keys are sealed
+(shared.secrets) before they are stored.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from shared.model import AdlsDestination, BlobDestination, Destination, Export, ExportStatus, Granularity
+from shared.secrets import KeyBox
+
+
+class ExportNotFound(LookupError):
+    """No export with that project and id."""
+
+
+class StaleExport(Exception):
+    """The export changed since it was read (etag mismatch)."""
+
+
+class ExportStore:
+    """Reads and writes exports. Every method is one or two table requests."""
+
+    def __init__(self, table: TableClient, keys: KeyBox) -> None:
+        self._table = table
+        self._keys = keys
+
+    def put(self, export: Export, *, etag: str | None = None, create_only: bool = False) -> str:
+        """Create or replace an export; returns its new etag."""
+        entity = self._to_entity(export)
+        try:
+            if create_only:
+                result = self._table.create_entity(entity)
+            elif etag is not None:
+                result = self._table.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+            else:
+                result = self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        except ResourceExistsError:
+            raise StaleExport(f"export {export.export_id} already exists") from None
+        except ResourceNotFoundError:
+            raise ExportNotFound(export.export_id) from None
+        except Exception as error:
+            if getattr(error, "status_code", None) == 412:
+                raise StaleExport(f"export {export.export_id} changed since it was read") from None
+            raise
+        return str(result["etag"])
+
+    def get(self, project_id: str, export_id: str) -> tuple[Export, str]:
+        """The export and its etag."""
+        try:
+            entity = self._table.get_entity(project_id, export_id)
+        except ResourceNotFoundError:
+            raise ExportNotFound(export_id) from None
+        return self._from_entity(entity), str(entity.metadata["etag"])
+
+    def delete(self, project_id: str, export_id: str) -> None:
+        try:
+            self._table.delete_entity(project_id, export_id)
+        except ResourceNotFoundError:
+            raise ExportNotFound(export_id) from None
+
+    def list(self, project_id: str | None = None) -> list[Export]:
+        if project_id is None:
+            entities: Iterable[Any] = self._table.list_entities()
+        else:
+            entities = self._table.query_entities("PartitionKey eq @p", parameters={"p": project_id})
+        return [self._from_entity(entity) for entity in entities]
+
+    def set_status(self, project_id: str, export_id: str, status: ExportStatus, *, cause: str = "") -> None:
+        """Change only the health status (merge), leaving the customer's settings alone."""
+        self._table.update_entity(
+            {
+                "PartitionKey": project_id,
+                "RowKey": export_id,
+                "status": status.value,
+                "status_cause": cause,
+                "status_since": datetime.now(UTC),
+            },
+            mode=UpdateMode.MERGE,
+        )
+
+    def _to_entity(self, export: Export) -> dict[str, Any]:
+        destination = export.destination
+        context = _context(export.project_id, export.export_id)
+        entity: dict[str, Any] = {
+            "PartitionKey": export.project_id,
+            "RowKey": export.export_id,
+            "destination_type": destination.kind,
+            "account_url": destination.account_url,
+            "sealed_key": self._keys.seal(destination.key, context),
+            "signals": "*" if export.signals is None else orjson.dumps(sorted(export.signals)).decode(),
+            "granularity": export.granularity.value,
+            "enabled": export.enabled,
+            "status": export.status.value,
+            "webhook": export.webhook or "",
+            "sealed_webhook_secret": (
+                self._keys.seal(export.webhook_secret, context + "/webhook") if export.webhook_secret else ""
+            ),
+        }
+        if isinstance(destination, AdlsDestination):
+            entity["filesystem"] = destination.filesystem
+            entity["directory"] = destination.directory
+        else:
+            entity["container"] = destination.container
+        return entity
+
+    def _from_entity(self, entity: Any) -> Export:
+        project_id, export_id = entity["PartitionKey"], entity["RowKey"]
+        key = self._keys.open(entity["sealed_key"], _context(project_id, export_id))
+        destination: Destination
+        if entity["destination_type"] == "adls":
+            destination = AdlsDestination(
+                entity["account_url"], entity["filesystem"], entity.get("directory", ""), key
+            )
+        else:
+            destination = BlobDestination(entity["account_url"], entity["container"], key)
+        signals = entity.get("signals", "*")
+        return Export(
+            project_id=project_id,
+            export_id=export_id,
+            destination=destination,
+            signals=None if signals == "*" else frozenset(orjson.loads(signals)),
+            granularity=Granularity(entity.get("granularity", "hour")),
+            enabled=bool(entity.get("enabled", True)),
+            status=ExportStatus(entity.get("status", "active")),
+            webhook=entity.get("webhook") or None,
+            webhook_secret=(
+                self._keys.open(entity["sealed_webhook_secret"], _context(project_id, export_id) + "/webhook")
+                if entity.get("sealed_webhook_secret")
+                else None
+            ),
+        )
+
+
+def _context(project_id: str, export_id: str) -> str:
+    return f"export:{project_id}/{export_id}"
+
+
+class ExportRegistry:
+    """The exports by project, as the trigger needs them: read whole, at most once per `max_age`.
+
+    A change made through the store is in force in every instance within `max_age` seconds. Reading
+    the table on every batch would cost a request per batch for data that changes rarely.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], list[Export]],
+        *,
+        max_age: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._load = load
+        self._max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._by_project: dict[str, list[Export]] = {}
+        self._loaded_at: float | None = None
+
+    def exports_of(self, project_id: str) -> list[Export]:
+        return self._snapshot().get(project_id, [])
+
+    def _snapshot(self) -> dict[str, list[Export]]:
+        with self._lock:
+            now = self._clock()
+            if self._loaded_at is None or now - self._loaded_at >= self._max_age:
+                by_project: dict[str, list[Export]] = defaultdict(list)
+                for export in self._load():
+                    by_project[export.project_id].append(export)
+                self._by_project = dict(by_project)
+                self._loaded_at = now
+            return self._by_project
+
+    def invalidate(self) -> None:
+        """Forget the snapshot: the next read loads the table (used after a local change)."""
+        with self._lock:
+            self._loaded_at = None

@@ -1,0 +1,82 @@
+"""Fixtures: real local storage (Azurite, the ADLS Gen2 emulator) started by the test run itself."""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.azurite import ACCOUNT, KEY, Azurite
+from shared.runtime import Runtime, use_runtime
+from shared.settings import Settings
+from shared.sinks import set_testing
+
+# Customers' storage accounts, separate from the service's own (devstoreaccount1).
+BLOB_CUSTOMER = "customerblob"
+BLOB_CUSTOMER_KEY = base64.b64encode(b"customer blob account key 0001 xx").decode()
+LAKE_CUSTOMER = "customerlake"
+LAKE_CUSTOMER_KEY = base64.b64encode(b"customer lake account key 0001 xx").decode()
+SERVICE_KEY = base64.b64encode(b"k" * 32).decode()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_backoff() -> Iterator[None]:
+    """Retries keep their attempts but do not sleep between them."""
+    set_testing(True)
+    yield
+    set_testing(False)
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """One Azurite for the session: blob, queue and table, with a customer account beside ours."""
+    location = Path(tmp_path_factory.mktemp("azurite"))
+    with Azurite(location=location, accounts={ACCOUNT: KEY, BLOB_CUSTOMER: BLOB_CUSTOMER_KEY}) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def lake() -> Iterator[object]:
+    """The ADLS Gen2 emulator, with a customer account."""
+    from devstack.adls_emulator import AdlsEmulator
+
+    emulator = AdlsEmulator(accounts={LAKE_CUSTOMER: LAKE_CUSTOMER_KEY}).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def hub() -> str:
+    """A hub name of the test's own, so its ledger and dead letters are apart from other tests'."""
+    return f"hub{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def service(azurite: Azurite, hub: str) -> Iterator[Runtime]:
+    """The service's runtime on Azurite, installed as the one the functions use."""
+    settings = Settings(
+        storage_connection=azurite.connection_string(),
+        eventhub_name=hub,
+        key_encryption_key=SERVICE_KEY,
+        export_cache_seconds=30.0,
+        write_deadline_seconds=5.0,
+        allowed_storage_suffixes=(".core.windows.net", "127.0.0.1"),
+    )
+    runtime = Runtime(settings)
+    runtime.provision()
+    use_runtime(runtime)
+    yield runtime
+    use_runtime(None)
+
+
+@pytest.fixture
+def project() -> str:
+    return f"proj-{uuid.uuid4().hex[:8]}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("AZURE_FUNCTIONS_ENVIRONMENT", "Test")

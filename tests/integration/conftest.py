@@ -1,0 +1,100 @@
+"""Fixtures for the export path: customers' exports on local storage, and reading back what landed."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+from azure.storage.filedatalake import DataLakeServiceClient
+
+from devstack.azurite import Azurite
+from shared.model import AdlsDestination, BlobDestination, Export, Granularity, Secret
+from shared.runtime import Runtime
+from tests.conftest import BLOB_CUSTOMER, BLOB_CUSTOMER_KEY, LAKE_CUSTOMER, LAKE_CUSTOMER_KEY
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Customer:
+    """The customer's side: their storage accounts, read with the SDKs like the customer would."""
+
+    lake: Any
+    azurite: Azurite
+
+    @property
+    def lake_url(self) -> str:
+        return str(self.lake.url(LAKE_CUSTOMER))
+
+    @property
+    def blob_url(self) -> str:
+        return self.azurite.url("blob", BLOB_CUSTOMER)
+
+    def adls(self, filesystem: str, directory: str, *, key: str = LAKE_CUSTOMER_KEY) -> AdlsDestination:
+        return AdlsDestination(self.lake_url, filesystem, directory, Secret(key))
+
+    def blob(self, container: str, *, key: str = BLOB_CUSTOMER_KEY) -> BlobDestination:
+        return BlobDestination(self.blob_url, container, Secret(key))
+
+    def lake_files(self, filesystem: str) -> dict[str, list[bytes]]:
+        """Every file in a filesystem and its lines."""
+        service = DataLakeServiceClient(
+            self.lake_url, credential={"account_name": LAKE_CUSTOMER, "account_key": LAKE_CUSTOMER_KEY}
+        )
+        fs = service.get_file_system_client(filesystem)
+        files = {}
+        for path in fs.get_paths(recursive=True):
+            if not path.is_directory:
+                data = fs.get_file_client(path.name).download_file().readall()
+                assert data == b"" or data.endswith(b"\n"), f"{path.name} ends mid-line"
+                files[path.name] = data.splitlines()
+        return files
+
+    def blobs(self, container: str) -> dict[str, list[bytes]]:
+        """Every blob in a container and its lines."""
+        service = BlobServiceClient(
+            self.blob_url, credential={"account_name": BLOB_CUSTOMER, "account_key": BLOB_CUSTOMER_KEY}
+        )
+        client = service.get_container_client(container)
+        result = {}
+        for blob in client.list_blobs():
+            data = client.download_blob(blob.name).readall()
+            assert data.endswith(b"\n"), f"{blob.name} ends mid-line"
+            result[blob.name] = data.splitlines()
+        return result
+
+
+@pytest.fixture
+def customer(lake: Any, azurite: Azurite) -> Customer:
+    return Customer(lake, azurite)
+
+
+@pytest.fixture
+def create_export(service: Runtime) -> Callable[..., Export]:
+    """Configure an export the way the management API will: stored, destination prepared."""
+
+    def create(
+        project: str,
+        export_id: str,
+        destination: AdlsDestination | BlobDestination,
+        *,
+        signals: Sequence[str] | None = None,
+        granularity: Granularity = Granularity.HOUR,
+    ) -> Export:
+        export = Export(
+            project, export_id, destination, None if signals is None else frozenset(signals), granularity
+        )
+        service.destinations.prepare(destination)
+        service.store.put(export)
+        service.registry.invalidate()
+        return export
+
+    return create
+
+
+def counts(files: dict[str, list[bytes]]) -> Counter[tuple[str, bytes]]:
+    return Counter((path, line) for path, lines in files.items() for line in lines)

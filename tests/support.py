@@ -1,0 +1,96 @@
+"""Builders for tests: Event Hub batches as the Functions worker hands them to a function."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import azure.functions as func
+from azure.functions import meta
+from azure.functions.eventhub import EventHubTriggerConverter
+
+
+@dataclass
+class _Bodies:
+    bytes: list[bytes]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """An event as a producer sent it: body, application properties, and where it landed."""
+
+    body: bytes
+    properties: Mapping[str, Any]
+    sequence: int
+    enqueued: datetime
+
+
+def trigger_batch(partition: str, sent: Sequence[Sent]) -> list[func.EventHubEvent]:
+    """The list of EventHubEvent the worker builds for a cardinality-many trigger, metadata included."""
+    system = [
+        {
+            "EnqueuedTimeUtc": event.enqueued.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "SequenceNumber": event.sequence,
+            "Offset": str(event.sequence * 1000),
+            "PartitionKey": None,
+        }
+        for event in sent
+    ]
+    metadata = {
+        "SystemPropertiesArray": meta.Datum(json.dumps(system), "json"),
+        "PropertiesArray": meta.Datum(json.dumps([dict(e.properties) for e in sent]), "json"),
+        "PartitionContext": meta.Datum(
+            json.dumps(
+                {
+                    "EventHubName": "signals",
+                    "ConsumerGroup": "$Default",
+                    "FullyQualifiedNamespace": "local.servicebus.windows.net",
+                    "PartitionId": partition,
+                }
+            ),
+            "json",
+        ),
+    }
+    data = meta.Datum(_Bodies([e.body for e in sent]), "collection_bytes")
+    events = EventHubTriggerConverter.decode(data, trigger_metadata=metadata)
+    assert isinstance(events, list)
+    return events
+
+
+def signal(project: str, name: str, index: int, **fields: Any) -> tuple[bytes, dict[str, Any]]:
+    """A signal body and its application properties."""
+    body = {"name": name, "index": index, "project": project, **fields}
+    return json.dumps(body, separators=(",", ":")).encode(), {"projectId": project}
+
+
+class Producer:
+    """Puts events on a pretend partition: sequence numbers and enqueued times like the service's."""
+
+    def __init__(self, start: datetime, first_sequence: int = 0) -> None:
+        self.next_sequence = first_sequence
+        self.clock = start
+
+    def send(
+        self, body: bytes, properties: Mapping[str, Any], *, after: timedelta = timedelta(milliseconds=10)
+    ) -> Sent:
+        self.clock += after
+        event = Sent(body, properties, self.next_sequence, self.clock)
+        self.next_sequence += 1
+        return event
+
+
+@functools.cache
+def registered_functions() -> dict[str, Any]:
+    """The functions as function_app.py registers them (the worker indexes them once, so do we)."""
+    import function_app
+
+    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+
+def registered(name: str) -> Any:
+    """A registered function's user function: what the host calls."""
+    return registered_functions()[name].get_user_function()
