@@ -1,6 +1,8 @@
 """Bindings only: every decision lives in `shared/`.
 
 - export_signals: Event Hub trigger; exports each batch to every matching export's destination.
+- check_health: timer; judges every export's health, postpones, probes, disables, expires backlog.
+- replay_backlog: queue trigger; replays one backlog file of a resumed export.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import logging
 import azure.functions as func
 
 from shared.eventhub import batch_from_trigger
+from shared.replay import WorkItem, replay
 from shared.runtime import runtime
+from shared.settings import REPLAY_QUEUE
 
 app = func.FunctionApp()
 log = logging.getLogger("signals_export")
@@ -43,5 +47,34 @@ def export_signals(events: list[func.EventHubEvent]) -> None:
             "received": report.received,
             "dead_lettered": report.dead_lettered,
             "exports": len(report.exports),
+        },
+    )
+
+
+@app.function_name("check_health")
+@app.timer_trigger(arg_name="timer", schedule="%HEALTH_SCHEDULE%", run_on_startup=False)
+def check_health(timer: func.TimerRequest) -> None:
+    report = runtime().monitor.run()
+    log.info(
+        "health checked",
+        extra={"exports": report.checked, "changes": len(report.changes), "lost": report.lost},
+    )
+
+
+@app.function_name("replay_backlog")
+@app.queue_trigger(arg_name="message", queue_name=REPLAY_QUEUE, connection="AzureWebJobsStorage")
+def replay_backlog(message: func.QueueMessage) -> None:
+    # An exception leaves the message to the queue's retries (visibilityTimeout, maxDequeueCount in
+    # host.json), then the poison queue; replaying is idempotent, so a retry is always safe.
+    item = WorkItem.from_message(message.get_body().decode())
+    outcome = replay(runtime(), item)
+    log.info(
+        "backlog replayed",
+        extra={
+            "project_id": item.project_id,
+            "export_id": item.export_id,
+            "signals": outcome.signals,
+            "skipped": outcome.skipped,
+            "dequeue_count": message.dequeue_count,
         },
     )

@@ -22,6 +22,7 @@ from shared.layout import FileTarget, destination_id
 from shared.model import Export
 
 LEDGER_PREFIX = "backlog:"
+UNCERTAIN = "uncertain"  # metadata: live-file positions where a write of unknown outcome was aimed
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,3 +106,13 @@ def expire(container: ContainerClient, blob: BacklogBlob) -> int | None:
     except ResourceNotFoundError:
         return 0
     return data.count(b"\n")
+
+
+def mark_uncertain(container: ContainerClient, name: str, position: int) -> None:
+    """Note on a backlog file that a live write aimed at `position` of its live file may have landed:
+    the replay reads the live file there before writing (shared.replay.landed_at)."""
+    blob = container.get_blob_client(name)
+    metadata = dict(blob.get_blob_properties().metadata or {})
+    positions = set(metadata.get(UNCERTAIN, "").split()) | {str(position)}
+    metadata[UNCERTAIN] = " ".join(sorted(positions, key=int))
+    blob.set_blob_metadata(metadata)

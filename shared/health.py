@@ -43,8 +43,7 @@ HINTS: dict[str, tuple[str, ...]] = {
         "The export resumes by itself when the account accepts writes again.",
     ),
     Cause.TRANSIENT: (
-        "Check that the storage account still exists and accepts connections (firewall, private "
-        "endpoints).",
+        "Check that the storage account still exists and accepts connections (firewall, private endpoints).",
         "The export resumes by itself when the account answers again.",
     ),
     Cause.REJECTED: (

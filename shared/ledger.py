@@ -219,3 +219,10 @@ def read_all(table: TableClient) -> dict[ExportKey, list[LedgerEntry]]:
         project_id, _, export_id = str(entity["RowKey"]).partition("|")
         entries.setdefault((project_id, export_id), []).append(_from_entity(entity))
     return entries
+
+
+def read_partitions_of(table: TableClient, project_id: str, export_id: str) -> list[LedgerEntry]:
+    """One export's entries across partitions (a query on the RowKey: a table scan, fine for the
+    occasional health view; the health check reads everything at once with `read_all`)."""
+    entities = table.query_entities("RowKey eq @r", parameters={"r": f"{project_id}|{export_id}"})
+    return [_from_entity(entity) for entity in entities]

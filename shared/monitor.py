@@ -125,7 +125,9 @@ def totals_of(entries: list[LedgerEntry]) -> tuple[dict[str, int], str]:
     latest_error, latest_at = "", -1
     for entry in entries:
         for name, value in entry.counters.items():
-            totals[name] = max(totals.get(name, 0), value) if name.startswith("at_") else totals.get(name, 0) + value
+            totals[name] = (
+                max(totals.get(name, 0), value) if name.startswith("at_") else totals.get(name, 0) + value
+            )
         at = entry.counters.get("at_last_failure", 0)
         if entry.last_error and at > latest_at:
             latest_error, latest_at = entry.last_error, at
@@ -133,7 +135,7 @@ def totals_of(entries: list[LedgerEntry]) -> tuple[dict[str, int], str]:
 
 
 Probe = Callable[[Destination], WriteFailure | None]
-OnResume = Callable[[Export], None]
+OnResume = Callable[[Export], object]
 
 
 @dataclass
@@ -188,7 +190,9 @@ class HealthMonitor:
             report.checked += 1
         return report
 
-    def _check(self, export: Export, record: HealthRecord, entries: list[LedgerEntry], report: MonitorReport) -> None:
+    def _check(
+        self, export: Export, record: HealthRecord, entries: list[LedgerEntry], report: MonitorReport
+    ) -> None:
         now = self._clock()
         before = record.to_entity()
         totals, last_error = totals_of(entries)
@@ -197,14 +201,18 @@ class HealthMonitor:
         record.last_error = last_error or record.last_error
         if export.enabled:
             record.ticks = [*record.ticks, tick][-self._policy.window_ticks :]
-        postponed_for = timedelta(seconds=now - record.since) if export.status is ExportStatus.POSTPONED else None
+        postponed_for = (
+            timedelta(seconds=now - record.since) if export.status is ExportStatus.POSTPONED else None
+        )
         decision = judge(export.status, record.ticks, postponed_for=postponed_for, policy=self._policy)
         if decision is None and self._should_probe(export, record, now):
             record.probed_at = now
             failure = self._probe(export.destination)
             if failure is None:
                 decision = Decision(
-                    ExportStatus.ACTIVE, "", "The storage account accepts writes again: resumed by the service."
+                    ExportStatus.ACTIVE,
+                    "",
+                    "The storage account accepts writes again: resumed by the service.",
                 )
         if decision is not None:
             self._apply(export, record, decision, now)
@@ -212,6 +220,22 @@ class HealthMonitor:
         self._tend_backlog(export, record, now, report)
         if record.to_entity() != before:
             self._records.save(record)
+
+    def record_resume(self, export: Export, record: HealthRecord, *, by: str) -> None:
+        """Note a resume that did not come from the health check (the customer's), so the record's
+        state, window and history agree with the export's."""
+        now = self._clock()
+        change = {
+            "at": datetime.fromtimestamp(now, UTC).isoformat(),
+            "from": export.status.value,
+            "to": ExportStatus.ACTIVE.value,
+            "cause": "",
+            "reason": f"Resumed by the {by}.",
+        }
+        record.since, record.cause, record.reason = now, "", change["reason"]
+        record.ticks = []
+        record.history = [*record.history, change][-HISTORY_LENGTH:]
+        self._records.save(record)
 
     def _should_probe(self, export: Export, record: HealthRecord, now: float) -> bool:
         """Only a postponed export whose cause may pass by itself is probed; the others wait for the
@@ -225,7 +249,7 @@ class HealthMonitor:
 
     def _apply(self, export: Export, record: HealthRecord, decision: Decision, now: float) -> None:
         self._store.set_status(export.project_id, export.export_id, decision.status, cause=decision.cause)
-        change = {
+        change: dict[str, Any] = {
             "at": datetime.fromtimestamp(now, UTC).isoformat(),
             "from": export.status.value,
             "to": decision.status.value,
@@ -257,7 +281,11 @@ class HealthMonitor:
 
     def _tend_backlog(self, export: Export, record: HealthRecord, now: float, report: MonitorReport) -> None:
         """Measure the backlog and remove files kept past the retention period, counting the loss."""
-        if export.status is ExportStatus.ACTIVE and record.backlog_files == 0 and not record.totals.get("backlogged"):
+        if (
+            export.status is ExportStatus.ACTIVE
+            and record.backlog_files == 0
+            and not record.totals.get("backlogged")
+        ):
             return
         horizon = now - self._policy.retention.total_seconds()
         files = bytes_ = 0
@@ -272,7 +300,11 @@ class HealthMonitor:
                     report.expired_files += 1
                     log.error(
                         "backlog expired: signals lost",
-                        extra={"project_id": export.project_id, "export_id": export.export_id, "signals": lost},
+                        extra={
+                            "project_id": export.project_id,
+                            "export_id": export.export_id,
+                            "signals": lost,
+                        },
                     )
                     continue
             files += 1

@@ -15,15 +15,17 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from shared.backlog import BacklogFile, keep
+from azure.storage.blob import ContainerClient
+
+from shared.backlog import BacklogFile, keep, mark_uncertain
 from shared.deadletter import DeadLetters
 from shared.delivery import FileSink, FileState, Line, deliver
 from shared.layout import FileTarget, file_for
 from shared.ledger import ExportKey, FileRecord, PartitionLedger
 from shared.model import Destination, Export, ExportStatus
-from shared.outcomes import WriteFailure
+from shared.outcomes import Cause, WriteFailure
 from shared.signals import IncomingEvent, Rejection, Signal, SignalReader
-from shared.sinks import write_with_retry
+from shared.sinks import AppendBlobSink, write_with_retry
 
 log = logging.getLogger("signals_export.pipeline")
 
@@ -100,7 +102,7 @@ class Exporter:
         exports_of: Callable[[str], list[Export]],
         ledger_for: Callable[[str], PartitionLedger],
         sink_for: Callable[[Destination], FileSink],
-        backlog_sink: FileSink,
+        backlog: ContainerClient,
         dead_letters: DeadLetters,
         write_deadline: float = 20.0,
         pool: Executor | None = None,
@@ -109,7 +111,8 @@ class Exporter:
         self._exports_of = exports_of
         self._ledger_for = ledger_for
         self._sink_for = sink_for
-        self._backlog_sink = backlog_sink
+        self._backlog = backlog
+        self._backlog_sink = AppendBlobSink(backlog)
         self._dead_letters = dead_letters
         self._write_deadline = write_deadline
         self._pool = pool or ThreadPoolExecutor(max_workers=16, thread_name_prefix="export-write")
@@ -146,6 +149,7 @@ class Exporter:
             return entry.state(file_key) if entry else None
 
         written: dict[ExportKey, dict[str, FileRecord]] = defaultdict(dict)
+        uncertain: set[str] = set()
         running = []
         for work in live:
             before = state_of(work.export, work.target.key)
@@ -156,6 +160,8 @@ class Exporter:
                 state = future.result()
             except WriteFailure as failure:
                 tally.failed(failure, len(work.lines))
+                if failure.cause in {Cause.TRANSIENT, Cause.THROTTLED}:
+                    uncertain.add(work.target.key)
                 _log_failure(work, failure)
                 held.append(work)
                 continue
@@ -166,10 +172,14 @@ class Exporter:
             tally.exported_bytes += sum(len(line.data) + 1 for line in fresh)
         for work in held:
             # Signals the live file already records (a redelivery) are not kept twice.
-            lines = _after(work.lines, state_of(work.export, work.target.key))
+            live_state = state_of(work.export, work.target.key)
+            lines = _after(work.lines, live_state)
             backlog = BacklogFile(work.export, work.target)
             before = state_of(work.export, backlog.ledger_key)
             state = keep(self._backlog_sink, backlog, lines, before)
+            if work.target.key in uncertain:
+                # The write may have landed: the replay will look at the live file first.
+                mark_uncertain(self._backlog, backlog.path, live_state.length if live_state else 0)
             written[work.export.key][backlog.ledger_key] = FileRecord(
                 state, work.target.bucket_end.timestamp()
             )

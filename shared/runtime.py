@@ -14,14 +14,17 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.queue import QueueClient
 
 from shared import settings as names
 from shared.deadletter import DeadLetters
 from shared.ledger import PartitionLedger
+from shared.monitor import HealthMonitor, HealthRecords
+from shared.notify import Notifier
 from shared.pipeline import Exporter
 from shared.secrets import KeyBox
 from shared.settings import Settings, SettingsError
-from shared.sinks import AppendBlobSink, DestinationClients
+from shared.sinks import DestinationClients
 from shared.store import ExportRegistry, ExportStore
 
 
@@ -69,6 +72,47 @@ class Runtime:
         return self.tables.get_table_client(names.LEDGER_TABLE)
 
     @cached_property
+    def health_table(self) -> TableClient:
+        return self.tables.get_table_client(names.HEALTH_TABLE)
+
+    @cached_property
+    def health_records(self) -> HealthRecords:
+        return HealthRecords(self.health_table)
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        return Notifier(allow_private=self.settings.allow_private_webhooks)
+
+    @cached_property
+    def monitor(self) -> HealthMonitor:
+        from shared.replay import resume_replay  # the replay side starts when the monitor resumes
+
+        return HealthMonitor(
+            store=self.store,
+            ledger_table=self.ledger_table,
+            records=self.health_records,
+            backlog=self.backlog_container,
+            probe=self.destinations.probe,
+            notifier=self.notifier,
+            policy=self.settings.health,
+            on_resume=lambda export: resume_replay(self, export),
+        )
+
+    @cached_property
+    def replay_queue(self) -> QueueClient:
+        if self.settings.storage_connection:
+            return QueueClient.from_connection_string(self.settings.storage_connection, names.REPLAY_QUEUE)
+        return QueueClient(self.settings.storage_queue_uri, names.REPLAY_QUEUE, credential=self._credential)
+
+    @cached_property
+    def poison_queue(self) -> QueueClient:
+        """Where the Functions host moves replay items that failed `maxDequeueCount` times."""
+        name = f"{names.REPLAY_QUEUE}-poison"
+        if self.settings.storage_connection:
+            return QueueClient.from_connection_string(self.settings.storage_connection, name)
+        return QueueClient(self.settings.storage_queue_uri, name, credential=self._credential)
+
+    @cached_property
     def store(self) -> ExportStore:
         return ExportStore(self.exports_table, self.keys)
 
@@ -94,7 +138,7 @@ class Runtime:
             exports_of=self.registry.exports_of,
             ledger_for=self.ledger,
             sink_for=self.destinations.sink,
-            backlog_sink=AppendBlobSink(self.backlog_container),
+            backlog=self.backlog_container,
             dead_letters=DeadLetters(self.deadletter_container, self.settings.eventhub_name),
             write_deadline=self.settings.write_deadline_seconds,
         )
@@ -110,7 +154,7 @@ class Runtime:
     def provision(self) -> None:
         """Create the service's own tables and containers if missing (local runs and tests; in Azure
         the infrastructure creates them)."""
-        for table in (names.EXPORTS_TABLE, names.LEDGER_TABLE):
+        for table in (names.EXPORTS_TABLE, names.LEDGER_TABLE, names.HEALTH_TABLE):
             try:
                 self.tables.create_table(table)
             except ResourceExistsError:
@@ -120,6 +164,10 @@ class Runtime:
                 self.blobs.create_container(container)
             except ResourceExistsError:
                 pass
+        try:
+            self.replay_queue.create_queue()
+        except ResourceExistsError:
+            pass
 
 
 _runtime: Runtime | None = None

@@ -10,6 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from shared.health import HealthPolicy
+
 # Names of the service's own storage resources. Constants, not settings: the infrastructure creates them.
 EXPORTS_TABLE = "exports"
 LEDGER_TABLE = "exportledger"
@@ -38,6 +40,8 @@ class Settings:
     export_cache_seconds: float = 30.0
     write_deadline_seconds: float = 20.0
     write_concurrency: int = 16
+    allow_private_webhooks: bool = False
+    health: HealthPolicy = field(default_factory=HealthPolicy)
     allowed_storage_suffixes: tuple[str, ...] = field(
         default=(
             ".blob.core.windows.net",
@@ -69,6 +73,8 @@ class Settings:
             export_cache_seconds=_number(env, "EXPORT_CACHE_SECONDS", cls.export_cache_seconds),
             write_deadline_seconds=_number(env, "WRITE_DEADLINE_SECONDS", cls.write_deadline_seconds),
             write_concurrency=int(_number(env, "WRITE_CONCURRENCY", cls.write_concurrency)),
+            allow_private_webhooks=env.get("ALLOW_PRIVATE_WEBHOOKS", "").lower() in {"1", "true", "yes"},
+            health=HealthPolicy.from_env(env),
             allowed_storage_suffixes=(
                 tuple(s.strip() for s in suffixes.split(",") if s.strip())
                 if suffixes

@@ -27,6 +27,7 @@ T = TypeVar("T")
 MAX_APPEND_BLOCK = 4 * 1024 * 1024
 _CLIENT_OPTIONS: dict[str, Any] = {"retry_total": 0, "connection_timeout": 5, "read_timeout": 20}
 _GONE_CODES = {"PathNotFound", "BlobNotFound"}
+PROBE_FILE = ".signals-export-probe"
 
 
 def account_name(account_url: str) -> str:
@@ -97,6 +98,37 @@ class DestinationClients:
             pass
         except Exception as error:
             raise classify(error) from None
+
+    def probe(self, destination: Destination) -> WriteFailure | None:
+        """A cheap read of the filesystem's or container's properties: None when it answers."""
+        try:
+            if isinstance(destination, AdlsDestination):
+                self.filesystem(destination).get_file_system_properties()
+            else:
+                self.container(destination).get_container_properties()
+        except Exception as error:
+            return classify(error)
+        return None
+
+    def probe_write(self, destination: Destination) -> WriteFailure | None:
+        """Prove that the service can write: create (if missing), append to and delete a small probe
+        file. Used when an export is created, its key changes, or it is resumed."""
+        sink = self.sink(destination)
+        path = PROBE_FILE
+        try:
+            sink.create(path)
+            length = sink.length(path) or 0
+            sink.append(path, b"\n", length)
+            self._delete(destination, path)
+        except Exception as error:
+            return classify(error)
+        return None
+
+    def _delete(self, destination: Destination, path: str) -> None:
+        if isinstance(destination, AdlsDestination):
+            self.filesystem(destination).get_file_client(path).delete_file()
+        else:
+            self.container(destination).get_blob_client(path).delete_blob()
 
 
 class AdlsSink:

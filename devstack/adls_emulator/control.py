@@ -1,0 +1,89 @@
+"""Out-of-process control endpoints under ``/__emulator/`` (no auth).
+
+``__emulator`` can never be an account name (account names are lowercase
+letters and digits), so these never clash with storage requests.
+
+* ``GET /__emulator/health``                 -> ``{"status": "ok", "accounts": [...]}``
+* ``GET /__emulator/requests``               -> request log (JSON list)
+* ``DELETE /__emulator/requests``            -> clear the log
+* ``GET /__emulator/faults``                 -> active faults ``{"<id>": {...}}``
+* ``POST /__emulator/faults``                -> body: Fault fields; answers ``{"id": n}``
+* ``DELETE /__emulator/faults``              -> remove all faults
+* ``DELETE /__emulator/faults/{id}``         -> remove one fault
+* ``PUT /__emulator/accounts/{name}``        -> body ``{"key": "..."}``: add or rotate
+* ``DELETE /__emulator/accounts/{name}``     -> remove the account and its data
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from .protocol import Response
+
+if TYPE_CHECKING:
+    from .emulator import AdlsEmulator
+
+
+def _json(status: int, payload: Any) -> Response:
+    return Response(status, [("Content-Type", "application/json")], json.dumps(payload).encode("utf-8"))
+
+
+def _no_content() -> Response:
+    return Response(204)
+
+
+def _body(body: bytes) -> Any:
+    try:
+        return json.loads(body or b"{}")
+    except ValueError as exc:
+        raise ValueError(f"request body is not JSON: {exc}") from None
+
+
+def handle(app: AdlsEmulator, method: str, raw_path: str, body: bytes) -> Response:
+    parts = [p for p in raw_path.split("/") if p][1:]
+    try:
+        if parts == ["health"] and method in ("GET", "HEAD"):
+            return _json(200, {"status": "ok", "accounts": app.accounts.names()})
+        if parts == ["requests"]:
+            if method == "GET":
+                return _json(200, [asdict(record) for record in app.requests])
+            if method == "DELETE":
+                app.reset_requests()
+                return _no_content()
+        if parts and parts[0] == "faults":
+            if len(parts) == 1 and method == "GET":
+                return _json(200, {str(i): f.to_json() for i, f in app.faults.snapshot().items()})
+            if len(parts) == 1 and method == "POST":
+                from .faults import Fault
+
+                data = _body(body)
+                if not isinstance(data, dict):
+                    raise ValueError("fault must be a JSON object")
+                return _json(201, {"id": app.add_fault(Fault.from_json(data))})
+            if len(parts) == 1 and method == "DELETE":
+                app.clear_faults()
+                return _no_content()
+            if len(parts) == 2 and method == "DELETE":
+                if app.remove_fault(int(parts[1])):
+                    return _no_content()
+                return _json(404, {"error": f"no fault {parts[1]}"})
+        if len(parts) == 2 and parts[0] == "accounts":
+            name = parts[1]
+            if method == "PUT":
+                data = _body(body)
+                key = data.get("key") if isinstance(data, dict) else None
+                if not isinstance(key, str):
+                    raise ValueError('body must be {"key": "<base64 account key>"}')
+                existed = name in app.accounts.names()
+                app.set_account_key(name, key) if existed else app.add_account(name, key)
+                return _json(200 if existed else 201, {"account": name})
+            if method == "DELETE":
+                if name not in app.accounts.names():
+                    return _json(404, {"error": f"no account {name}"})
+                app.remove_account(name)
+                return _no_content()
+    except (ValueError, TypeError) as exc:
+        return _json(400, {"error": str(exc)})
+    return _json(404, {"error": f"unknown control endpoint {method} {raw_path}"})

@@ -1,0 +1,63 @@
+"""The health view a customer reads: state, cause in plain words, hints, counters, backlog, replay."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from shared.health import explanation, hints, success_rate
+from shared.ledger import read_partitions_of
+from shared.model import ExportStatus
+from shared.monitor import totals_of
+from shared.replay import progress
+
+if TYPE_CHECKING:
+    from shared.runtime import Runtime
+
+
+def health_view(
+    runtime: Runtime, project_id: str, export_id: str, *, now: float | None = None
+) -> dict[str, Any]:
+    """The export's health as JSON. Raises shared.store.ExportNotFound for an unknown export."""
+    now = time.time() if now is None else now
+    export, _ = runtime.store.get(project_id, export_id)
+    record = runtime.health_records.get(project_id, export_id)
+    totals, last_error = totals_of(read_partitions_of(runtime.ledger_table, project_id, export_id))
+    cause = record.cause if export.status is not ExportStatus.ACTIVE else ""
+    rate = success_rate(record.ticks)
+    backlogged = totals.get("backlogged", 0)
+    replay = progress(runtime, export)
+    return {
+        "projectId": project_id,
+        "exportId": export_id,
+        "enabled": export.enabled,
+        "status": export.status.value,
+        "since": _iso(record.since) if record.since else None,
+        "cause": cause or None,
+        "explanation": explanation(cause) or record.reason or None,
+        "hints": hints(cause),
+        "successRate": None if rate is None else round(rate, 4),
+        "counters": {
+            "exported": totals.get("exported", 0),
+            "exportedBytes": totals.get("exported_bytes", 0),
+            "backlogged": backlogged,
+            "dropped": totals.get("dropped", 0),
+            "lost": record.lost,
+            "failedWrites": totals.get("writes_failed", 0),
+        },
+        "lastSuccessAt": _iso(totals["at_last_success"]) if totals.get("at_last_success") else None,
+        "lastFailureAt": _iso(totals["at_last_failure"]) if totals.get("at_last_failure") else None,
+        "lastErrorCode": last_error or record.last_error or None,
+        "backlog": {
+            "files": replay["itemsLeft"],
+            "bytes": replay["bytesLeft"],
+            "oldestAgeSeconds": round(now - record.backlog_oldest) if record.backlog_oldest else None,
+        },
+        "replay": replay,
+        "history": record.history[-10:],
+    }
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat()

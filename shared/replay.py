@@ -1,0 +1,298 @@
+"""Resume and replay: a fixed export writes its backlog into its destination, exactly once.
+
+Resume proves the destination takes writes (a probe write), sets the export active for live signals,
+and enqueues one replay work item per backlog file, oldest first. The queue-triggered function
+replays an item: it writes the backlog file's signals into a replay file beside the live file they
+were meant for (same folder, so the same time bucket; never the live writer's file), then removes
+what it replayed from the backlog.
+
+Exactly once, with messages delivered more than once and crashes anywhere: the replay file's name
+holds the backlog offset it starts at, it is created only if absent (ADLS Gen2: written under a
+temporary name, then renamed with `If-None-Match: *`, atomic; Blob: one Put Blob with
+`If-None-Match: *`), and it carries the backlog offset it ends at as metadata. A second delivery
+finds the file, reads where it ended, and carries on from there.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+
+from shared.backlog import UNCERTAIN, export_prefix, list_backlog, parse_backlog_line
+from shared.delivery import Line
+from shared.health import hints
+from shared.layout import replay_path
+from shared.model import AdlsDestination, Export, ExportStatus
+from shared.outcomes import WriteFailure, classify
+
+if TYPE_CHECKING:
+    from shared.runtime import Runtime
+
+log = logging.getLogger("signals_export.replay")
+
+REPLAYED = "replayed"  # backlog blob metadata: bytes already replayed
+BACKLOG_END = "backlogend"  # replay file metadata: the backlog offset it ends at
+
+
+class ResumeRefused(Exception):
+    """The destination still fails: nothing was changed."""
+
+    def __init__(self, cause: str, message: str, hint_list: list[str]) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.message = message
+        self.hints = hint_list
+
+
+@dataclass(frozen=True)
+class ResumeResult:
+    work_items: int
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One backlog file to replay."""
+
+    project_id: str
+    export_id: str
+    blob: str
+
+    def to_message(self) -> str:
+        return orjson.dumps(
+            {"projectId": self.project_id, "exportId": self.export_id, "blob": self.blob}
+        ).decode()
+
+    @classmethod
+    def from_message(cls, text: str) -> WorkItem:
+        raw = orjson.loads(text)
+        return cls(str(raw["projectId"]), str(raw["exportId"]), str(raw["blob"]))
+
+
+def resume(runtime: Runtime, export: Export) -> ResumeResult:
+    """Check the destination, set the export active, and enqueue its backlog for replay."""
+    failure = _check(runtime, export)
+    if failure is not None:
+        raise ResumeRefused(
+            failure.cause.value,
+            f"The destination still fails ({failure}): the export stays {export.status.value}.",
+            hints(failure.cause.value),
+        )
+    if export.status is not ExportStatus.ACTIVE:
+        runtime.store.set_status(export.project_id, export.export_id, ExportStatus.ACTIVE, cause="")
+        runtime.registry.invalidate()
+    record = runtime.health_records.get(export.project_id, export.export_id)
+    runtime.monitor.record_resume(export, record, by="customer")
+    return ResumeResult(resume_replay(runtime, export))
+
+
+def _check(runtime: Runtime, export: Export) -> WriteFailure | None:
+    try:
+        runtime.destinations.prepare(export.destination)
+    except WriteFailure as failure:
+        return failure
+    return runtime.destinations.probe_write(export.destination)
+
+
+def resume_replay(runtime: Runtime, export: Export) -> int:
+    """Enqueue a work item per backlog file, oldest first; clear the export's poison messages, which
+    this resume replaces. Returns how many items were enqueued."""
+    _clear_poison(runtime, export)
+    items = [
+        WorkItem(export.project_id, export.export_id, blob.name)
+        for blob in list_backlog(runtime.backlog_container, export.project_id, export.export_id)
+    ]
+    for item in items:
+        runtime.replay_queue.send_message(item.to_message())
+    log.info(
+        "replay enqueued",
+        extra={"project_id": export.project_id, "export_id": export.export_id, "work_items": len(items)},
+    )
+    return len(items)
+
+
+def _clear_poison(runtime: Runtime, export: Export) -> None:
+    poison = runtime.poison_queue
+    try:
+        for message in poison.receive_messages(messages_per_page=32, visibility_timeout=30):
+            try:
+                item = WorkItem.from_message(_text(message.content))
+            except (ValueError, KeyError, TypeError):
+                continue
+            if (item.project_id, item.export_id) == export.key:
+                poison.delete_message(message)
+    except ResourceNotFoundError:
+        pass
+
+
+@dataclass
+class ReplayOutcome:
+    """What one work item did."""
+
+    signals: int = 0
+    skipped: int = 0
+    files: int = 0
+    done: bool = True
+
+
+def replay(runtime: Runtime, item: WorkItem) -> ReplayOutcome:
+    """Replay one backlog file. Raises WriteFailure when the destination fails (the queue retries the
+    message, then moves it to the poison queue)."""
+    outcome = ReplayOutcome()
+    try:
+        export, _ = runtime.store.get(item.project_id, item.export_id)
+    except LookupError:
+        return outcome  # the export was deleted: its backlog is left to expire
+    if export.status is not ExportStatus.ACTIVE or not export.enabled:
+        return outcome  # postponed again or switched off: the next resume enqueues it again
+    blob = runtime.backlog_container.get_blob_client(item.blob)
+    for _ in range(8):
+        try:
+            props = blob.get_blob_properties()
+        except ResourceNotFoundError:
+            return outcome  # replayed and removed already
+        size, etag, metadata = int(props.size), str(props.etag), dict(props.metadata or {})
+        start = int(metadata.get(REPLAYED, 0))
+        if start < size:
+            end = _replay_range(runtime, export, item, start, size, metadata, outcome)
+            metadata[REPLAYED] = str(end)
+            blob.set_blob_metadata(metadata)
+            continue
+        try:
+            blob.delete_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
+        except ResourceModifiedError:
+            continue  # signals were added meanwhile: replay them too
+        except ResourceNotFoundError:
+            pass
+        return outcome
+    outcome.done = False
+    runtime.replay_queue.send_message(item.to_message(), visibility_timeout=30)
+    return outcome
+
+
+def _replay_range(
+    runtime: Runtime,
+    export: Export,
+    item: WorkItem,
+    start: int,
+    end: int,
+    metadata: dict[str, str],
+    outcome: ReplayOutcome,
+) -> int:
+    """Write backlog bytes [start, end) as one replay file; return the backlog offset it ends at."""
+    data = runtime.backlog_container.get_blob_client(item.blob).download_blob(
+        offset=start, length=end - start
+    )
+    raw = bytes(data.readall())
+    complete = raw[: raw.rfind(b"\n") + 1]
+    end = start + len(complete)
+    lines = [parse_backlog_line(row) for row in complete.splitlines()]
+    live_path = item.blob[len(export_prefix(item.project_id, item.export_id)) :].split("/", 1)[1]
+    try:
+        landed = _landed_live(runtime, export, live_path, lines, metadata.get(UNCERTAIN, ""))
+        keep = [line for line in lines if line.sequence not in landed]
+        outcome.skipped += len(lines) - len(keep)
+        if keep:
+            path = replay_path(live_path, f"{start:012d}")
+            body = b"".join(line.data + b"\n" for line in keep)
+            written_end = _create_replay_file(runtime, export, path, body, end)
+            if written_end != end:
+                return written_end  # an earlier delivery wrote this file for a shorter range
+            outcome.files += 1
+            outcome.signals += len(keep)
+    except WriteFailure:
+        raise
+    except Exception as error:
+        raise classify(error) from None
+    return end
+
+
+def _landed_live(
+    runtime: Runtime, export: Export, live_path: str, lines: list[Line], uncertain: str
+) -> set[int]:
+    """Sequence numbers of backlogged signals that a write of unknown outcome did put in the live
+    file after all: found by reading the live file at the positions where those writes were aimed."""
+    positions = sorted({int(p) for p in uncertain.split() if p.isdigit()})
+    if not positions or not lines:
+        return set()
+    sink = runtime.destinations.sink(export.destination)
+    length = sink.length(live_path) or 0
+    budget = sum(len(line.data) + 1 for line in lines)
+    landed: set[int] = set()
+    for position in positions:
+        if position < length:
+            landed |= landed_at(sink.read(live_path, position, min(length, position + budget)), lines)
+    return landed
+
+
+def landed_at(region: bytes, lines: list[Line]) -> set[int]:
+    """The backlogged lines that a region of a live file starts with, as a run. Pure.
+
+    A write of unknown outcome appended a run of consecutive backlogged lines at the region's start,
+    or nothing (then the region holds other signals, which match no run of ours).
+    """
+    rows = region.split(b"\n")[:-1]
+    if not rows:
+        return set()
+    for first, line in enumerate(lines):
+        if line.data != rows[0]:
+            continue
+        count = 0
+        while count < len(rows) and first + count < len(lines) and lines[first + count].data == rows[count]:
+            count += 1
+        return {line.sequence for line in lines[first : first + count]}
+    return set()
+
+
+def _create_replay_file(runtime: Runtime, export: Export, path: str, body: bytes, backlog_end: int) -> int:
+    """Create the replay file only if absent; return the backlog offset the existing file ends at."""
+    meta = {BACKLOG_END: str(backlog_end)}
+    destination = export.destination
+    if isinstance(destination, AdlsDestination):
+        filesystem = runtime.destinations.filesystem(destination)
+        temp = filesystem.get_file_client(f"{path}.tmp")
+        temp.create_file()
+        temp.append_data(body, offset=0, length=len(body), flush=True)
+        temp.set_metadata(meta)
+        try:
+            temp.rename_file(f"{destination.filesystem}/{path}", match_condition=MatchConditions.IfMissing)
+        except (ResourceExistsError, ResourceModifiedError):
+            temp.delete_file()
+            found = filesystem.get_file_client(path).get_file_properties().metadata or {}
+            return int(found.get(BACKLOG_END, backlog_end))
+        return backlog_end
+    container = runtime.destinations.container(destination)
+    try:
+        container.upload_blob(path, body, metadata=meta, match_condition=MatchConditions.IfMissing)
+    except ResourceExistsError:
+        metadata = container.get_blob_client(path).get_blob_properties().metadata or {}
+        return int(metadata.get(BACKLOG_END, backlog_end))
+    return backlog_end
+
+
+def progress(runtime: Runtime, export: Export) -> dict[str, Any]:
+    """Replay progress as the health view shows it: what is left, and what is stuck in poison."""
+    blobs = list_backlog(runtime.backlog_container, export.project_id, export.export_id)
+    poisoned = 0
+    try:
+        for message in runtime.poison_queue.peek_messages(max_messages=32):
+            try:
+                item = WorkItem.from_message(_text(message.content))
+            except (ValueError, KeyError, TypeError):
+                continue
+            poisoned += (item.project_id, item.export_id) == export.key
+    except ResourceNotFoundError:
+        pass
+    return {
+        "itemsLeft": len(blobs),
+        "bytesLeft": sum(blob.size for blob in blobs),
+        "poisonedItems": poisoned,
+    }
+
+
+def _text(content: Any) -> str:
+    return content.decode() if isinstance(content, bytes) else str(content)
