@@ -7,6 +7,8 @@ lifespan, which the Functions adapter only runs on the first HTTP request.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -33,6 +35,8 @@ class Runtime:
     """Everything a function needs, wired from one Settings."""
 
     settings: Settings
+    request_hook: Callable[[Any], None] | None = None  # sees every storage request (counting)
+    clock: Callable[[], float] = time.time  # the health check's and the counters' clock
     _ledgers: dict[str, PartitionLedger] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -43,17 +47,29 @@ class Runtime:
         client_id = self.settings.storage_client_id or None
         return DefaultAzureCredential(managed_identity_client_id=client_id)
 
+    @property
+    def _hooks(self) -> dict[str, Any]:
+        return {"raw_request_hook": self.request_hook} if self.request_hook else {}
+
     @cached_property
     def tables(self) -> TableServiceClient:
         if self.settings.storage_connection:
-            return TableServiceClient.from_connection_string(self.settings.storage_connection)
-        return TableServiceClient(self.settings.storage_table_uri, credential=self._credential)
+            return TableServiceClient.from_connection_string(
+                self.settings.storage_connection, **self._hooks
+            )
+        return TableServiceClient(
+            self.settings.storage_table_uri, credential=self._credential, **self._hooks
+        )
 
     @cached_property
     def blobs(self) -> BlobServiceClient:
         if self.settings.storage_connection:
-            return BlobServiceClient.from_connection_string(self.settings.storage_connection)
-        return BlobServiceClient(self.settings.storage_blob_uri, credential=self._credential)
+            return BlobServiceClient.from_connection_string(
+                self.settings.storage_connection, **self._hooks
+            )
+        return BlobServiceClient(
+            self.settings.storage_blob_uri, credential=self._credential, **self._hooks
+        )
 
     @cached_property
     def keys(self) -> KeyBox:
@@ -96,13 +112,21 @@ class Runtime:
             notifier=self.notifier,
             policy=self.settings.health,
             on_resume=lambda export: resume_replay(self, export),
+            clock=lambda: self.clock(),
         )
 
     @cached_property
     def replay_queue(self) -> QueueClient:
         if self.settings.storage_connection:
-            return QueueClient.from_connection_string(self.settings.storage_connection, names.REPLAY_QUEUE)
-        return QueueClient(self.settings.storage_queue_uri, names.REPLAY_QUEUE, credential=self._credential)
+            return QueueClient.from_connection_string(
+                self.settings.storage_connection, names.REPLAY_QUEUE, **self._hooks
+            )
+        return QueueClient(
+            self.settings.storage_queue_uri,
+            names.REPLAY_QUEUE,
+            credential=self._credential,
+            **self._hooks,
+        )
 
     @cached_property
     def poison_queue(self) -> QueueClient:
@@ -122,7 +146,7 @@ class Runtime:
 
     @cached_property
     def destinations(self) -> DestinationClients:
-        return DestinationClients()
+        return DestinationClients(self._hooks)
 
     @cached_property
     def backlog_container(self) -> ContainerClient:
@@ -141,6 +165,7 @@ class Runtime:
             backlog=self.backlog_container,
             dead_letters=DeadLetters(self.deadletter_container, self.settings.eventhub_name),
             write_deadline=self.settings.write_deadline_seconds,
+            clock=lambda: self.clock(),
         )
 
     def ledger(self, partition: str) -> PartitionLedger:

@@ -43,7 +43,8 @@ def account_name(account_url: str) -> str:
 class DestinationClients:
     """SDK clients for customers' destinations, created once per process and reused across batches."""
 
-    def __init__(self) -> None:
+    def __init__(self, client_options: dict[str, Any] | None = None) -> None:
+        self._options = {**_CLIENT_OPTIONS, **(client_options or {})}
         self._lock = threading.Lock()
         self._filesystems: dict[tuple[str, str, str], FileSystemClient] = {}
         self._containers: dict[tuple[str, str, str], ContainerClient] = {}
@@ -64,7 +65,7 @@ class DestinationClients:
                         "account_name": account_name(destination.account_url),
                         "account_key": destination.key.value,
                     },
-                    **_CLIENT_OPTIONS,
+                    **self._options,
                 )
                 client = self._filesystems[key] = service.get_file_system_client(destination.filesystem)
             return client
@@ -80,7 +81,7 @@ class DestinationClients:
                         "account_name": account_name(destination.account_url),
                         "account_key": destination.key.value,
                     },
-                    **_CLIENT_OPTIONS,
+                    **self._options,
                 )
                 client = self._containers[key] = service.get_container_client(destination.container)
             return client

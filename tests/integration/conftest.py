@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from devstack.azurite import Azurite
 from shared.model import AdlsDestination, BlobDestination, Export, Granularity, Secret
 from shared.runtime import Runtime
 from tests.conftest import BLOB_CUSTOMER, BLOB_CUSTOMER_KEY, LAKE_CUSTOMER, LAKE_CUSTOMER_KEY
+from tests.support import Producer, Sent, registered, signal, trigger_batch
 
 pytestmark = pytest.mark.integration
 
@@ -98,3 +100,40 @@ def create_export(service: Runtime) -> Callable[..., Export]:
 
 def counts(files: dict[str, list[bytes]]) -> Counter[tuple[str, bytes]]:
     return Counter((path, line) for path, lines in files.items() for line in lines)
+
+
+@dataclass
+class Traffic:
+    """Sends signals through the registered Event Hub function, one partition, and keeps what was sent."""
+
+    project: str
+    partition: str = "0"
+    producer: Producer = field(default_factory=lambda: Producer(datetime.now(UTC) - timedelta(minutes=5)))
+    sent: list[Sent] = field(default_factory=list)
+
+    def send(self, count: int, *, names: Sequence[str] = ("click", "view")) -> list[Sent]:
+        batch = [
+            self.producer.send(*signal(self.project, names[i % len(names)], len(self.sent) + i))
+            for i in range(count)
+        ]
+        registered("export_signals")(trigger_batch(self.partition, batch))
+        self.sent.extend(batch)
+        return batch
+
+    def lines(self, sent: Sequence[Sent] | None = None) -> Counter[bytes]:
+        return Counter(event.body for event in (self.sent if sent is None else sent))
+
+
+@pytest.fixture
+def traffic(project: str) -> Traffic:
+    return Traffic(project)
+
+
+def all_lines(files: dict[str, list[bytes]]) -> Counter[bytes]:
+    """Every line in a set of files, whatever the file."""
+    return Counter(line for lines in files.values() for line in lines)
+
+
+def run_health_check() -> None:
+    """The timer function, as registered."""
+    registered("check_health")(None)

@@ -38,7 +38,9 @@ def test_the_trigger_is_bound_to_the_hub_from_settings_with_many_binary_events()
     assert retry["strategy"] == "exponential_backoff" and retry["max_retry_count"] == "-1"
 
 
-def expected_adls(export: Export, directory: str, sent: list[Sent], partition: str) -> Counter[tuple[str, bytes]]:
+def expected_adls(
+    export: Export, directory: str, sent: list[Sent], partition: str
+) -> Counter[tuple[str, bytes]]:
     """Where the README says each signal of an ADLS export lands, computed without the product's code."""
     expected: Counter[tuple[str, bytes]] = Counter()
     for event in sent:
@@ -73,7 +75,11 @@ def is_signal(event: Sent) -> bool:
         body = json.loads(event.body)
     except ValueError:
         return False
-    return isinstance(body, dict) and isinstance(body.get("name"), str) and bool(event.properties.get("projectId"))
+    return (
+        isinstance(body, dict)
+        and isinstance(body.get("name"), str)
+        and bool(event.properties.get("projectId"))
+    )
 
 
 def json_line(body: bytes) -> bytes:
@@ -129,7 +135,12 @@ def check_destinations(customer: Customer, setup: dict[str, Any], sent: list[Sen
     assert max(lake.values()) == 1
     assert counts(customer.blobs(setup["container"])) == expected_blob(setup["ai"], sent, partition)
     beta = counts(customer.lake_files(setup["fs_b"]))
-    assert beta == Counter({(p.lstrip("/"), line): n for (p, line), n in expected_adls(setup["beta_lake"], "", sent, partition).items()})
+    assert beta == Counter(
+        {
+            (p.lstrip("/"), line): n
+            for (p, line), n in expected_adls(setup["beta_lake"], "", sent, partition).items()
+        }
+    )
 
 
 def test_a_batch_reaches_every_matching_export_once_and_bad_events_are_dead_lettered(
@@ -183,6 +194,7 @@ def test_a_crash_at_any_step_then_redelivery_exports_each_signal_once(
     export_signals(trigger_batch("0", sent[0:8]))
     # 1. The process dies after the destination writes but before the ledger is saved.
     with monkeypatch.context() as patch:
+
         def crash_before_record(*args: Any, **kwargs: Any) -> None:
             raise Crash
 
@@ -248,7 +260,10 @@ def test_two_instances_on_one_partition_at_once_export_each_signal_once(
 
     cuts_a = [0, 10, 25, 40, 61, 80, len(sent)]
     cuts_b = [0, 7, 19, 33, 50, 72, 88, len(sent)]
-    threads = [threading.Thread(target=run, args=(export_a, cuts_a)), threading.Thread(target=run, args=(export_b, cuts_b))]
+    threads = [
+        threading.Thread(target=run, args=(export_a, cuts_a)),
+        threading.Thread(target=run, args=(export_b, cuts_b)),
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

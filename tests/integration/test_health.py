@@ -1,0 +1,349 @@
+"""Export health: real failures drive the documented state changes, and every signal is accounted for."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+from azure.storage.filedatalake import DataLakeServiceClient
+
+from devstack.adls_emulator import AdlsEmulator, Fault
+from devstack.azurite import ACCOUNT, KEY, Azurite
+from shared.health_view import health_view
+from shared.model import Export, ExportStatus, Secret
+from shared.requests import RequestCounter
+from shared.runtime import Runtime, use_runtime
+from shared.settings import BACKLOG_CONTAINER
+from tests.conftest import BLOB_CUSTOMER, BLOB_CUSTOMER_KEY, LAKE_CUSTOMER, LAKE_CUSTOMER_KEY
+from tests.integration.conftest import Customer, Traffic, all_lines, run_health_check
+from tests.support import registered_functions
+
+pytestmark = pytest.mark.integration
+
+NEW_KEY = base64.b64encode(b"a regenerated key for the account").decode()
+DAY = 86_400.0
+
+
+def backlog_lines(azurite: Azurite, export: Export) -> Counter[bytes]:
+    """The signals kept in the service's backlog for an export, read with the SDK."""
+    container = BlobServiceClient.from_connection_string(azurite.connection_string()).get_container_client(
+        BACKLOG_CONTAINER
+    )
+    lines: Counter[bytes] = Counter()
+    for blob in container.list_blobs(name_starts_with=f"{export.project_id}/{export.export_id}/"):
+        for row in container.download_blob(blob.name).readall().splitlines():
+            lines[row.split(b"\t", 1)[1]] += 1
+    return lines
+
+
+def status(service: Runtime, export: Export) -> ExportStatus:
+    return service.store.get(export.project_id, export.export_id)[0].status
+
+
+def after_cache(service: Runtime) -> None:
+    """What 30 seconds do: every instance's export cache is refreshed."""
+    service.registry.invalidate()
+
+
+def test_the_timer_is_bound_to_the_schedule_setting() -> None:
+    """check_health runs on HEALTH_SCHEDULE; replay_backlog is bound to the replay queue."""
+    functions = registered_functions()
+    (timer,) = json.loads(functions["check_health"].get_function_json())["bindings"]
+    assert timer["type"] == "timerTrigger" and timer["schedule"] == "%HEALTH_SCHEDULE%"
+    (queue,) = json.loads(functions["replay_backlog"].get_function_json())["bindings"]
+    assert queue["type"] == "queueTrigger" and queue["queueName"] == "export-replay"
+    assert queue["connection"] == "AzureWebJobsStorage"
+
+
+def test_a_regenerated_adls_key_postpones_the_export_and_keeps_every_signal(
+    service: Runtime,
+    customer: Customer,
+    create_export: Callable[..., Export],
+    traffic: Traffic,
+    lake: AdlsEmulator,
+    azurite: Azurite,
+) -> None:
+    """Authentication failures postpone at the next check; nothing is lost, everything is counted."""
+    fs = f"fs{traffic.project[-8:]}"
+    export = create_export(traffic.project, "lake", customer.adls(fs, "out"))
+    exported = traffic.send(20)
+    run_health_check()
+    assert status(service, export) is ExportStatus.ACTIVE
+    lake.set_account_key(LAKE_CUSTOMER, NEW_KEY)
+    try:
+        failed = traffic.send(15)
+        run_health_check()
+        assert status(service, export) is ExportStatus.POSTPONED
+        after_cache(service)
+        held = traffic.send(10)
+        view = health_view(service, export.project_id, export.export_id)
+    finally:
+        lake.set_account_key(LAKE_CUSTOMER, LAKE_CUSTOMER_KEY)
+    assert all_lines(customer.lake_files(fs)) == traffic.lines(exported)
+    assert backlog_lines(azurite, export) == traffic.lines(failed + held)
+    assert view["status"] == "postponed" and view["cause"] == "authentication-failed"
+    assert any("key" in hint for hint in view["hints"])
+    counters = view["counters"]
+    assert counters["exported"] + counters["backlogged"] + counters["dropped"] == len(traffic.sent)
+    assert (counters["exported"], counters["backlogged"]) == (20, 25)
+    assert view["lastErrorCode"] == "AuthenticationFailed"
+    assert view["history"][-1]["to"] == "postponed"
+    assert NEW_KEY not in json.dumps(view) and LAKE_CUSTOMER_KEY not in json.dumps(view)
+
+
+def test_a_regenerated_blob_key_postpones_the_export(
+    service: Runtime,
+    customer: Customer,
+    create_export: Callable[..., Export],
+    traffic: Traffic,
+    azurite: Azurite,
+) -> None:
+    """Azurite restarted with another key for the customer's account: authentication-failed."""
+    container = f"ai{traffic.project[-8:]}"
+    export = create_export(traffic.project, "ai", customer.blob(container))
+    traffic.send(5)
+    run_health_check()
+    azurite.restart(accounts={ACCOUNT: KEY, BLOB_CUSTOMER: NEW_KEY})
+    try:
+        traffic.send(5)
+        run_health_check()
+        view = health_view(service, export.project_id, export.export_id)
+    finally:
+        azurite.restart(accounts={ACCOUNT: KEY, BLOB_CUSTOMER: BLOB_CUSTOMER_KEY})
+    assert view["status"] == "postponed" and view["cause"] == "authentication-failed"
+    assert (view["counters"]["exported"], view["counters"]["backlogged"]) == (5, 5)
+    assert backlog_lines(azurite, export) == traffic.lines(traffic.sent[5:])
+
+
+@pytest.mark.parametrize("kind", ["adls", "blob"])
+def test_a_deleted_filesystem_or_container_postpones_with_not_found(
+    kind: str,
+    service: Runtime,
+    customer: Customer,
+    create_export: Callable[..., Export],
+    traffic: Traffic,
+    azurite: Azurite,
+) -> None:
+    """The filesystem or container is deleted: the export is postponed, not silently recreated."""
+    name = f"gone{traffic.project[-8:]}"
+    destination = customer.adls(name, "") if kind == "adls" else customer.blob(name)
+    export = create_export(traffic.project, "gone", destination)
+    traffic.send(4)
+    run_health_check()
+    if kind == "adls":
+        DataLakeServiceClient(
+            customer.lake_url, credential={"account_name": LAKE_CUSTOMER, "account_key": LAKE_CUSTOMER_KEY}
+        ).delete_file_system(name)
+    else:
+        BlobServiceClient(
+            customer.blob_url, credential={"account_name": BLOB_CUSTOMER, "account_key": BLOB_CUSTOMER_KEY}
+        ).delete_container(name)
+    traffic.send(6)
+    run_health_check()
+    view = health_view(service, export.project_id, export.export_id)
+    assert view["status"] == "postponed" and view["cause"] == "not-found"
+    assert any("still exists" in hint for hint in view["hints"])
+    assert backlog_lines(azurite, export) == traffic.lines(traffic.sent[4:])
+
+
+def test_throttling_postpones_only_when_it_persists_and_resumes_by_itself(
+    service: Runtime,
+    customer: Customer,
+    create_export: Callable[..., Export],
+    traffic: Traffic,
+    lake: AdlsEmulator,
+    azurite: Azurite,
+) -> None:
+    """503 ServerBusy: retried, backlogged, postponed after 3 checks in a row, probed, resumed."""
+    fs = f"busy{traffic.project[-8:]}"
+    export = create_export(traffic.project, "lake", customer.adls(fs, ""))
+    traffic.send(5)
+    run_health_check()
+    fault = lake.add_fault(
+        Fault(
+            status=503,
+            code="ServerBusy",
+            message="Busy",
+            operations={"append"},
+            account=LAKE_CUSTOMER,
+            path_prefix=fs,
+        )
+    )
+    try:
+        for check in range(3):
+            traffic.send(3)
+            run_health_check()
+            expected = ExportStatus.POSTPONED if check == 2 else ExportStatus.ACTIVE
+            assert status(service, export) is expected, f"after check {check + 1}"
+        view = health_view(service, export.project_id, export.export_id)
+        assert view["cause"] == "throttled" and any("Metrics" in hint for hint in view["hints"])
+        run_health_check()  # the probe only reads: the account answers reads, so it resumes
+    finally:
+        lake.remove_fault(fault)
+    assert status(service, export) is ExportStatus.ACTIVE
+    assert health_view(service, export.project_id, export.export_id)["history"][-1]["reason"].endswith(
+        "resumed by the service."
+    )
+    assert service.replay_queue.get_queue_properties().approximate_message_count >= 1
+    assert backlog_lines(azurite, export) == traffic.lines(traffic.sent[5:])
+
+
+def test_an_unreachable_endpoint_is_transient_and_postpones_when_it_persists(
+    service: Runtime, create_export: Callable[..., Export], traffic: Traffic, azurite: Azurite
+) -> None:
+    """The storage endpoint stops answering: connection errors, backlog, postponed after 3 checks."""
+    own = AdlsEmulator(accounts={LAKE_CUSTOMER: LAKE_CUSTOMER_KEY}).start()
+    destination = Customer(own, azurite).adls("down", "")
+    export = create_export(traffic.project, "down", destination)
+    traffic.send(2)
+    run_health_check()
+    own.stop()
+    for _ in range(3):
+        traffic.send(2)
+        run_health_check()
+    view = health_view(service, export.project_id, export.export_id)
+    assert view["status"] == "postponed" and view["cause"] == "transient"
+    assert view["counters"]["backlogged"] == 6 and view["counters"]["exported"] == 2
+    assert backlog_lines(azurite, export) == traffic.lines(traffic.sent[2:])
+
+
+def test_after_seven_days_postponed_the_export_is_disabled_and_its_backlog_expires(
+    service: Runtime,
+    customer: Customer,
+    create_export: Callable[..., Export],
+    traffic: Traffic,
+    lake: AdlsEmulator,
+    azurite: Azurite,
+) -> None:
+    """With a controlled clock: disabled after 7 days, backlog removed and counted as lost, then dropped."""
+    fs = f"week{traffic.project[-8:]}"
+    export = create_export(traffic.project, "lake", customer.adls(fs, ""))
+    start = service.clock()
+    lake.set_account_key(LAKE_CUSTOMER, NEW_KEY)
+    try:
+        traffic.send(7)
+        run_health_check()
+        after_cache(service)
+        traffic.send(3)
+        service.clock = lambda: start + 6.9 * DAY
+        run_health_check()
+        assert status(service, export) is ExportStatus.POSTPONED, "kept before 7 days"
+        service.clock = lambda: start + 7.1 * DAY
+        run_health_check()
+        assert status(service, export) is ExportStatus.DISABLED
+        after_cache(service)
+        traffic.send(4)
+        service.clock = lambda: start + 8.5 * DAY
+        run_health_check()
+    finally:
+        lake.set_account_key(LAKE_CUSTOMER, LAKE_CUSTOMER_KEY)
+    view = health_view(service, export.project_id, export.export_id, now=start + 8.5 * DAY)
+    counters = view["counters"]
+    assert (counters["backlogged"], counters["lost"], counters["dropped"]) == (10, 10, 4)
+    assert counters["exported"] + counters["backlogged"] + counters["dropped"] == len(traffic.sent)
+    assert backlog_lines(azurite, export) == Counter()
+    assert view["backlog"]["files"] == 0
+
+
+@pytest.fixture
+def webhook() -> Iterator[list[dict[str, Any]]]:
+    """A receiver on loopback that records what it is sent."""
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append({"headers": dict(self.headers), "body": body})
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    received.append({"url": f"http://127.0.0.1:{server.server_port}/hook"})
+    yield received
+    server.shutdown()
+
+
+def test_a_state_change_is_posted_signed_to_the_exports_webhook(
+    service: Runtime, customer: Customer, traffic: Traffic, lake: AdlsEmulator, webhook: list[dict[str, Any]]
+) -> None:
+    """The webhook gets the change with cause, reason and hints, signed with the export's secret."""
+    local = Runtime(dataclasses.replace(service.settings, allow_private_webhooks=True))
+    use_runtime(local)
+    url = webhook.pop(0)["url"]
+    fs = f"hook{traffic.project[-8:]}"
+    export = Export(
+        traffic.project, "lake", customer.adls(fs, ""), webhook=url, webhook_secret=Secret("s3cret")
+    )
+    local.destinations.prepare(export.destination)
+    local.store.put(export)
+    lake.set_account_key(LAKE_CUSTOMER, NEW_KEY)
+    try:
+        traffic.send(3)
+        run_health_check()
+    finally:
+        lake.set_account_key(LAKE_CUSTOMER, LAKE_CUSTOMER_KEY)
+    (call,) = webhook
+    event = json.loads(call["body"])
+    assert (event["exportId"], event["from"], event["to"], event["cause"]) == (
+        "lake",
+        "active",
+        "postponed",
+        "authentication-failed",
+    )
+    assert event["hints"]
+    expected = hmac.new(
+        b"s3cret",
+        call["headers"]["X-Signals-Export-Timestamp"].encode() + b"." + call["body"],
+        hashlib.sha256,
+    )
+    assert call["headers"]["X-Signals-Export-Signature"] == "sha256=" + expected.hexdigest()
+    history = health_view(local, export.project_id, export.export_id)["history"]
+    assert history[-1]["notified"] is True
+
+
+def test_bookkeeping_costs_fewer_requests_than_the_writes_it_records(
+    service: Runtime,
+    customer: Customer,
+    create_export: Callable[..., Export],
+    traffic: Traffic,
+    lake: AdlsEmulator,
+) -> None:
+    """Ledger and health records together cost fewer storage requests than the data writes."""
+    counter = RequestCounter(
+        {
+            f":{lake.port}/": "lake",
+            f":{customer.azurite.blob_port}/{BLOB_CUSTOMER}": "customer-blob",
+            f":{customer.azurite.table_port}/": "table",
+        }
+    )
+    counted = Runtime(service.settings, request_hook=counter)
+    use_runtime(counted)
+    fs = f"cost{traffic.project[-8:]}"
+    for index in range(3):
+        export = Export(traffic.project, f"lake{index}", customer.adls(fs, f"e{index}"))
+        counted.destinations.prepare(export.destination)
+        counted.store.put(export)
+    counter.reset()
+    for _ in range(10):
+        traffic.send(50, names=("a", "b", "c"))
+    run_health_check()
+    data = counter.counts["lake"]
+    bookkeeping = counter.counts["table"]
+    print(f"data requests {data}, table requests {bookkeeping}, ratio {bookkeeping / data:.2f}")
+    assert data >= 30  # 10 batches x 3 exports, plus file creations
+    assert bookkeeping < data
