@@ -75,6 +75,7 @@ class WorkItem:
 
 def resume(runtime: Runtime, export: Export) -> ResumeResult:
     """Check the destination, set the export active, and enqueue its backlog for replay."""
+    export, _ = runtime.store.get(export.project_id, export.export_id)  # its state now, not the caller's
     failure = _check(runtime, export)
     if failure is not None:
         raise ResumeRefused(

@@ -1,0 +1,284 @@
+"""Resume and replay: the backlog written into its time buckets exactly once, whatever goes wrong."""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from devstack.adls_emulator import AdlsEmulator, Fault
+from devstack.azurite import Azurite
+from devstack.queue_runner import QueueRunner
+from shared import replay as replay_module
+from shared.backlog import UNCERTAIN
+from shared.delivery import Line
+from shared.health_view import health_view
+from shared.model import Export, ExportStatus
+from shared.replay import ResumeRefused, landed_at, resume
+from shared.runtime import Runtime
+from shared.settings import BACKLOG_CONTAINER
+from tests.conftest import LAKE_CUSTOMER, LAKE_CUSTOMER_KEY
+from tests.integration.conftest import Customer, Traffic, all_lines, run_health_check
+from tests.support import registered
+
+pytestmark = pytest.mark.integration
+
+WRONG = base64.b64encode(b"not the key of the lake account xx").decode()
+
+
+@contextmanager
+def wrong_key(lake: AdlsEmulator) -> Iterator[None]:
+    """The customer regenerated the account key: the export's key no longer works."""
+    lake.set_account_key(LAKE_CUSTOMER, WRONG)
+    try:
+        yield
+    finally:
+        lake.set_account_key(LAKE_CUSTOMER, LAKE_CUSTOMER_KEY)
+
+
+def runner(service: Runtime, **options: Any) -> QueueRunner:
+    """The queue trigger with the host's semantics, calling replay_backlog as registered."""
+    return QueueRunner(service.replay_queue, service.poison_queue, registered("replay_backlog"), **options)
+
+
+def backlog_count(azurite: Azurite, export: Export) -> int:
+    container = BlobServiceClient.from_connection_string(azurite.connection_string()).get_container_client(
+        BACKLOG_CONTAINER
+    )
+    return len(list(container.list_blobs(name_starts_with=f"{export.project_id}/{export.export_id}/")))
+
+
+@pytest.fixture
+def postponed(
+    service: Runtime,
+    customer: Customer,
+    create_export: Callable[..., Export],
+    traffic: Traffic,
+    lake: AdlsEmulator,
+) -> dict[str, Any]:
+    """An ADLS export that exported 10 signals, then failed and postponed with 25 in its backlog."""
+    fs = f"rp{traffic.project[-8:]}"
+    export = create_export(traffic.project, "lake", customer.adls(fs, "signals"))
+    traffic.send(10)
+    run_health_check()
+    with wrong_key(lake):
+        traffic.send(15)
+        run_health_check()
+        service.registry.invalidate()
+        traffic.send(10)
+    assert service.store.get(export.project_id, export.export_id)[0].status is ExportStatus.POSTPONED
+    return {"export": export, "fs": fs}
+
+
+def test_resume_replays_the_backlog_into_the_original_time_buckets_exactly_once(
+    service: Runtime, customer: Customer, traffic: Traffic, postponed: dict[str, Any], azurite: Azurite
+) -> None:
+    """After resume, every backlogged signal is written once, beside the live file of its hour."""
+    export = postponed["export"]
+    result = resume(service, export)
+    assert result.work_items >= 1
+    runner(service).drain()
+    files = customer.lake_files(postponed["fs"])
+    assert all_lines(files) == traffic.lines()
+    for event in traffic.sent[10:]:
+        t = event.enqueued
+        replay_files = [p for p, lines in files.items() if event.body in lines]
+        assert len(replay_files) == 1
+        assert replay_files[0].startswith(f"signals/{t:%Y/%m/%d/%H}/lake_0_replay-"), replay_files[0]
+    view = health_view(service, export.project_id, export.export_id)
+    assert view["status"] == "active" and view["backlog"]["files"] == 0
+    assert view["replay"] == {"itemsLeft": 0, "bytesLeft": 0, "poisonedItems": 0}
+    assert backlog_count(azurite, export) == 0
+
+
+def test_resume_is_refused_while_the_destination_still_fails(
+    service: Runtime, postponed: dict[str, Any], lake: AdlsEmulator
+) -> None:
+    """A resume with the key still wrong changes nothing and says what to check."""
+    export = postponed["export"]
+    with wrong_key(lake), pytest.raises(ResumeRefused) as refused:
+        resume(service, export)
+    assert refused.value.cause == "authentication-failed" and refused.value.hints
+    assert service.store.get(export.project_id, export.export_id)[0].status is ExportStatus.POSTPONED
+
+
+def test_a_replay_message_delivered_twice_writes_each_signal_once(
+    service: Runtime, customer: Customer, traffic: Traffic, postponed: dict[str, Any]
+) -> None:
+    """At-least-once queue delivery: every work item handled twice, nothing duplicated."""
+    resume(service, postponed["export"])
+    handler = registered("replay_backlog")
+    twice = QueueRunner(
+        service.replay_queue, service.poison_queue, lambda message: (handler(message), handler(message))
+    )
+    twice.drain()
+    assert all_lines(customer.lake_files(postponed["fs"])) == traffic.lines()
+
+
+def test_a_crash_after_the_replay_write_before_the_backlog_removal_duplicates_nothing(
+    service: Runtime,
+    customer: Customer,
+    traffic: Traffic,
+    postponed: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The replay file is written, then the instance dies; the message comes back and finishes the job."""
+    resume(service, postponed["export"])
+    write = replay_module._create_replay_file
+
+    def write_then_die(*args: Any, **kwargs: Any) -> int:
+        write(*args, **kwargs)
+        raise ConnectionResetError("instance died")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(replay_module, "_create_replay_file", write_then_die)
+        runner(service, max_dequeue_count=100).run_once()
+    runner(service).drain()
+    assert all_lines(customer.lake_files(postponed["fs"])) == traffic.lines()
+
+
+def test_a_destination_failing_during_replay_ends_in_poison_and_a_new_resume_picks_it_up(
+    service: Runtime, customer: Customer, traffic: Traffic, postponed: dict[str, Any], lake: AdlsEmulator
+) -> None:
+    """Replay fails 5 times: poison queue, shown in health; fixed and resumed again: all written once."""
+    export = postponed["export"]
+    resume(service, export)
+    with wrong_key(lake):
+        failing = runner(service)
+        failing.drain()
+    assert (
+        len(failing.failures)
+        == 5 * health_view(service, export.project_id, export.export_id)["replay"]["poisonedItems"]
+    )
+    view = health_view(service, export.project_id, export.export_id)
+    assert view["replay"]["poisonedItems"] >= 1 and view["backlog"]["files"] >= 1
+    resume(service, export)
+    runner(service).drain()
+    assert all_lines(customer.lake_files(postponed["fs"])) == traffic.lines()
+    assert health_view(service, export.project_id, export.export_id)["replay"]["poisonedItems"] == 0
+
+
+def test_live_signals_arriving_during_replay_are_exported_live_and_once(
+    service: Runtime, customer: Customer, traffic: Traffic, postponed: dict[str, Any]
+) -> None:
+    """New signals go to live files while the backlog drains into replay files."""
+    resume(service, postponed["export"])
+    service.registry.invalidate()
+    queue = runner(service, batch_size=1)
+    while True:
+        traffic.send(4)
+        if queue.run_once() == 0:
+            break
+    assert all_lines(customer.lake_files(postponed["fs"])) == traffic.lines()
+
+
+def test_signals_added_to_the_backlog_while_it_replays_are_replayed_too(
+    service: Runtime, customer: Customer, traffic: Traffic, postponed: dict[str, Any], lake: AdlsEmulator
+) -> None:
+    """An instance whose cache still says postponed appends to the backlog during replay: not lost."""
+    export = postponed["export"]
+    resume(service, export)
+    stale = Runtime(service.settings)  # another instance; its cache read the export while postponed
+    stale.registry.exports_of(export.project_id)
+    stale.registry._by_project = {export.project_id: [export]}
+    stale.registry._max_age = 1e9
+    queue = runner(service, batch_size=1)
+    from shared.eventhub import batch_from_trigger
+    from tests.support import trigger_batch
+
+    while True:
+        batch = [
+            traffic.producer.send(
+                b'{"name":"late","n":%d}' % len(traffic.sent), {"projectId": traffic.project}
+            )
+            for _ in range(3)
+        ]
+        stale.exporter.export(batch_from_trigger(trigger_batch("0", batch)))
+        traffic.sent.extend(batch)
+        if queue.run_once() == 0:
+            break
+    resume(service, export)  # the late signals were backlogged after the items were enqueued
+    runner(service).drain()
+    assert all_lines(customer.lake_files(postponed["fs"])) == traffic.lines()
+
+
+def test_blob_exports_replay_into_their_minute_folders(
+    service: Runtime,
+    customer: Customer,
+    create_export: Callable[..., Export],
+    traffic: Traffic,
+    azurite: Azurite,
+) -> None:
+    """Blob destination: container deleted, recreated by resume, backlog replayed in the AI layout."""
+    container = f"rb{traffic.project[-8:]}"
+    export = create_export(traffic.project, "ai", customer.blob(container))
+    traffic.send(6)
+    run_health_check()
+    client = BlobServiceClient(
+        customer.blob_url,
+        credential={"account_name": "customerblob", "account_key": export.destination.key.value},
+    )
+    client.delete_container(container)
+    traffic.send(9)
+    run_health_check()
+    assert service.store.get(export.project_id, export.export_id)[0].status is ExportStatus.POSTPONED
+    resume(service, export)
+    runner(service).drain()
+    blobs = customer.blobs(container)
+    assert all_lines(blobs) == traffic.lines(traffic.sent[6:])  # the deleted container took the first 6
+    for event in traffic.sent[6:]:
+        (path,) = [p for p, lines in blobs.items() if event.body in lines]
+        name = event.body.split(b'"name":"')[1].split(b'"')[0].decode()
+        t = event.enqueued
+        assert path.startswith(f"{traffic.project}/{name}/{t:%Y-%m-%d}/{t:%H}/{t:%Y%m%d_%H%M}_ai_0_replay-")
+
+
+def test_a_write_of_unknown_outcome_that_did_land_is_not_replayed_again(
+    service: Runtime,
+    customer: Customer,
+    create_export: Callable[..., Export],
+    traffic: Traffic,
+    lake: AdlsEmulator,
+    azurite: Azurite,
+) -> None:
+    """The connection drops on append: backlogged and marked uncertain; if the data did land, replay skips it."""
+    fs = f"un{traffic.project[-8:]}"
+    export = create_export(traffic.project, "lake", customer.adls(fs, ""))
+    traffic.send(3)
+    fault = lake.add_fault(
+        Fault(drop_connection=True, operations={"append"}, account=LAKE_CUSTOMER, path_prefix=fs)
+    )
+    try:
+        lost_response = traffic.send(4)
+    finally:
+        lake.remove_fault(fault)
+    container = BlobServiceClient.from_connection_string(azurite.connection_string()).get_container_client(
+        BACKLOG_CONTAINER
+    )
+    (blob,) = list(container.list_blobs(name_starts_with=f"{export.project_id}/lake/", include=["metadata"]))
+    assert blob.metadata[UNCERTAIN]
+    # The storage did write it before the connection dropped: put the bytes where the append aimed.
+    live_path = blob.name.split("/", 3)[3]
+    sink = service.destinations.sink(export.destination)
+    length = sink.length(live_path) or 0
+    assert str(length) in blob.metadata[UNCERTAIN].split()
+    sink.append(live_path, b"".join(e.body + b"\n" for e in lost_response), length)
+    service.store.set_status(export.project_id, export.export_id, ExportStatus.POSTPONED, cause="transient")
+    resume(service, export)
+    runner(service).drain()
+    assert all_lines(customer.lake_files(fs)) == traffic.lines()
+
+
+def test_landed_at_finds_the_run_of_backlogged_lines_a_region_starts_with() -> None:
+    """Pure: the lines at the start of the region that are a run of the backlog's lines, by sequence."""
+    lines = [Line(n, b'{"n":%d}' % n) for n in range(10)]
+    region = b'{"n":4}\n{"n":5}\n{"n":6}\n{"other":1}\n'
+    assert landed_at(region, lines) == {4, 5, 6}
+    assert landed_at(b'{"other":1}\n{"n":1}\n', lines) == set()
+    assert landed_at(b"", lines) == set()
+    assert Counter() == Counter()
