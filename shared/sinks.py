@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlparse
 
 import stamina
@@ -46,8 +46,7 @@ class DestinationClients:
     def __init__(self, client_options: dict[str, Any] | None = None) -> None:
         self._options = {**_CLIENT_OPTIONS, **(client_options or {})}
         self._lock = threading.Lock()
-        self._filesystems: dict[tuple[str, str, str], FileSystemClient] = {}
-        self._containers: dict[tuple[str, str, str], ContainerClient] = {}
+        self._clients: dict[Destination, FileSystemClient | ContainerClient] = {}
 
     def sink(self, destination: Destination) -> FileSink:
         if isinstance(destination, AdlsDestination):
@@ -55,35 +54,28 @@ class DestinationClients:
         return AppendBlobSink(self.container(destination))
 
     def filesystem(self, destination: AdlsDestination) -> FileSystemClient:
-        key = (destination.account_url, destination.filesystem, destination.key.value)
-        with self._lock:
-            client = self._filesystems.get(key)
-            if client is None:
-                service = DataLakeServiceClient(
-                    destination.account_url,
-                    credential={
-                        "account_name": account_name(destination.account_url),
-                        "account_key": destination.key.value,
-                    },
-                    **self._options,
-                )
-                client = self._filesystems[key] = service.get_file_system_client(destination.filesystem)
-            return client
+        return cast(FileSystemClient, self._client(destination))
 
     def container(self, destination: BlobDestination) -> ContainerClient:
-        key = (destination.account_url, destination.container, destination.key.value)
+        return cast(ContainerClient, self._client(destination))
+
+    def _client(self, destination: Destination) -> FileSystemClient | ContainerClient:
         with self._lock:
-            client = self._containers.get(key)
+            client = self._clients.get(destination)
             if client is None:
-                service = BlobServiceClient(
-                    destination.account_url,
-                    credential={
-                        "account_name": account_name(destination.account_url),
-                        "account_key": destination.key.value,
-                    },
-                    **self._options,
-                )
-                client = self._containers[key] = service.get_container_client(destination.container)
+                credential = {
+                    "account_name": account_name(destination.account_url),
+                    "account_key": destination.key.value,
+                }
+                if isinstance(destination, AdlsDestination):
+                    client = DataLakeServiceClient(
+                        destination.account_url, credential=credential, **self._options
+                    ).get_file_system_client(destination.filesystem)
+                else:
+                    client = BlobServiceClient(
+                        destination.account_url, credential=credential, **self._options
+                    ).get_container_client(destination.container)
+                self._clients[destination] = client
             return client
 
     def prepare(self, destination: Destination) -> None:

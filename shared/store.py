@@ -6,6 +6,7 @@ One entity per export: PartitionKey = project id, RowKey = export id. Customers'
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
@@ -20,6 +21,8 @@ from azure.data.tables import TableClient, UpdateMode
 
 from shared.model import AdlsDestination, BlobDestination, Destination, Export, ExportStatus, Granularity
 from shared.secrets import KeyBox
+
+log = logging.getLogger("signals_export.store")
 
 
 class ExportNotFound(LookupError):
@@ -179,8 +182,16 @@ class ExportRegistry:
             now = self._clock()
             if self._loaded_at is None or now - self._loaded_at >= self._max_age:
                 by_project: dict[str, list[Export]] = defaultdict(list)
-                for export in self._load():
-                    by_project[export.project_id].append(export)
+                try:
+                    for export in self._load():
+                        by_project[export.project_id].append(export)
+                except Exception:
+                    if self._loaded_at is None:
+                        raise  # nothing to fall back on: the batch must wait for the table
+                    # The table did not answer: keep exporting by the last view, try again soon.
+                    log.warning("export table unreadable; using the previous view", exc_info=True)
+                    self._loaded_at = now - self._max_age + min(5.0, self._max_age)
+                    return self._by_project
                 self._by_project = dict(by_project)
                 self._loaded_at = now
             return self._by_project

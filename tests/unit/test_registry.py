@@ -1,0 +1,59 @@
+"""The trigger's view of the exports: bounded staleness, one table read per period."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.model import AdlsDestination, Export, Secret
+from shared.store import ExportRegistry
+
+DEST = AdlsDestination("https://a.dfs.core.windows.net/", "fs", "", Secret("a2V5"))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_table_is_read_once_per_period_and_a_change_shows_within_it() -> None:
+    """Within 30 s the snapshot serves every batch; after 30 s the change is in force."""
+    clock, reads = Clock(), []
+    table = [Export("p", "a", DEST)]
+
+    def load() -> list[Export]:
+        reads.append(clock.now)
+        return list(table)
+
+    registry = ExportRegistry(load, max_age=30.0, clock=clock)
+    assert [e.export_id for e in registry.exports_of("p")] == ["a"]
+    table.append(Export("p", "b", DEST))
+    clock.now = 29.9
+    assert [e.export_id for e in registry.exports_of("p")] == ["a"]
+    clock.now = 30.0
+    assert [e.export_id for e in registry.exports_of("p")] == ["a", "b"]
+    assert reads == [0.0, 30.0]
+    assert registry.exports_of("other") == []
+
+
+def test_an_unreadable_table_keeps_the_last_view_and_retries_soon() -> None:
+    """A failed refresh does not stop exports; with no view at all, the error surfaces."""
+    clock = Clock()
+    answers: list[object] = [[Export("p", "a", DEST)], OSError("table down"), [Export("p", "c", DEST)]]
+
+    def load() -> list[Export]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[return-value]
+
+    registry = ExportRegistry(load, max_age=30.0, clock=clock)
+    registry.exports_of("p")
+    clock.now = 31.0
+    assert [e.export_id for e in registry.exports_of("p")] == ["a"]
+    clock.now = 36.0
+    assert [e.export_id for e in registry.exports_of("p")] == ["c"]
+    with pytest.raises(OSError, match="down"):
+        ExportRegistry(lambda: (_ for _ in ()).throw(OSError("down")), clock=clock).exports_of("p")
