@@ -8,15 +8,19 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import azure.functions as func
 
+from shared import telemetry
+from shared.api import create_api
 from shared.eventhub import batch_from_trigger
 from shared.replay import WorkItem, replay
 from shared.runtime import runtime
 from shared.settings import REPLAY_QUEUE
 
-app = func.FunctionApp()
+telemetry.configure()  # Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set
+app = func.AsgiFunctionApp(app=create_api(runtime), http_auth_level=func.AuthLevel.ANONYMOUS)
 log = logging.getLogger("signals_export")
 
 
@@ -39,7 +43,13 @@ log = logging.getLogger("signals_export")
     maximum_interval="00:05:00",
 )
 def export_signals(events: list[func.EventHubEvent]) -> None:
-    report = runtime().exporter.export(batch_from_trigger(events))
+    batch = batch_from_trigger(events)
+    report = runtime().exporter.export(batch)
+    telemetry.record_batch(
+        report,
+        written_at=datetime.now(UTC),
+        earliest_enqueued=min((event.enqueued for event in batch.events), default=None),
+    )
     log.info(
         "batch exported",
         extra={
@@ -55,6 +65,7 @@ def export_signals(events: list[func.EventHubEvent]) -> None:
 @app.timer_trigger(arg_name="timer", schedule="%HEALTH_SCHEDULE%", run_on_startup=False)
 def check_health(timer: func.TimerRequest) -> None:
     report = runtime().monitor.run()
+    telemetry.record_health(report.records, now=runtime().clock())
     log.info(
         "health checked",
         extra={"exports": report.checked, "changes": len(report.changes), "lost": report.lost},

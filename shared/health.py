@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from shared.environment import number
 from shared.model import ExportStatus
 from shared.outcomes import Cause
 
@@ -70,12 +71,18 @@ class HealthPolicy:
         env = os.environ if env is None else env
         default = cls()
         return cls(
-            window_ticks=int(env.get("HEALTH_WINDOW_TICKS", default.window_ticks)),
-            fatal_min_failures=int(env.get("HEALTH_FATAL_MIN_FAILURES", default.fatal_min_failures)),
-            persistent_ticks=int(env.get("HEALTH_PERSISTENT_TICKS", default.persistent_ticks)),
-            min_success_rate=float(env.get("HEALTH_MIN_SUCCESS_RATE", default.min_success_rate)),
-            retention=timedelta(days=float(env.get("BACKLOG_RETENTION_DAYS", 7))),
-            probe_every=timedelta(seconds=float(env.get("HEALTH_PROBE_SECONDS", 60))),
+            window_ticks=int(number(env, "HEALTH_WINDOW_TICKS", default.window_ticks, whole=True)),
+            fatal_min_failures=int(
+                number(env, "HEALTH_FATAL_MIN_FAILURES", default.fatal_min_failures, whole=True)
+            ),
+            persistent_ticks=int(
+                number(env, "HEALTH_PERSISTENT_TICKS", default.persistent_ticks, whole=True)
+            ),
+            min_success_rate=number(
+                env, "HEALTH_MIN_SUCCESS_RATE", default.min_success_rate, low=0.0, high=1.0
+            ),
+            retention=timedelta(days=number(env, "BACKLOG_RETENTION_DAYS", 7)),
+            probe_every=timedelta(seconds=number(env, "HEALTH_PROBE_SECONDS", 60, low=0.0)),
         )
 
 

@@ -20,7 +20,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 from azure.storage.blob import ContainerClient
 
-from shared.backlog import expire, list_backlog
+from shared.backlog import BacklogBlob, expire, export_prefix, list_backlog
 from shared.health import Decision, HealthPolicy, Tick, explanation, hints, judge, tick_between
 from shared.ledger import ExportKey, LedgerEntry, read_all
 from shared.model import Destination, Export, ExportStatus
@@ -50,6 +50,7 @@ class HealthRecord:
     backlog_files: int = 0
     backlog_bytes: int = 0
     backlog_oldest: float = 0.0
+    backlog_signals: int = 0
     probed_at: float = 0.0
     last_error: str = ""
 
@@ -68,6 +69,7 @@ class HealthRecord:
             "backlog_files": self.backlog_files,
             "backlog_bytes": self.backlog_bytes,
             "backlog_oldest": self.backlog_oldest,
+            "backlog_signals": self.backlog_signals,
             "probed_at": self.probed_at,
             "last_error": self.last_error,
         }
@@ -88,6 +90,7 @@ class HealthRecord:
             backlog_files=int(entity.get("backlog_files", 0)),
             backlog_bytes=int(entity.get("backlog_bytes", 0)),
             backlog_oldest=float(entity.get("backlog_oldest", 0.0)),
+            backlog_signals=int(entity.get("backlog_signals", 0)),
             probed_at=float(entity.get("probed_at", 0.0)),
             last_error=str(entity.get("last_error", "")),
         )
@@ -146,6 +149,7 @@ class MonitorReport:
     changes: list[tuple[ExportKey, str, str]] = field(default_factory=list)
     expired_files: int = 0
     lost: int = 0
+    records: list[HealthRecord] = field(default_factory=list)  # each export's record after the check
 
 
 class HealthMonitor:
@@ -173,6 +177,7 @@ class HealthMonitor:
         self._policy = policy
         self._on_resume = on_resume
         self._clock = clock
+        self._lines: dict[tuple[str, float], tuple[int, int]] = {}  # backlog blob -> (bytes, lines) counted
 
     def run(self) -> MonitorReport:
         report = MonitorReport()
@@ -182,6 +187,7 @@ class HealthMonitor:
             record = records.get(export.key) or HealthRecord(*export.key, since=self._clock())
             try:
                 self._check(export, record, ledgers.get(export.key, []), report)
+                report.records.append(record)
             except Exception:  # one export's trouble must not stop the others' checks
                 log.exception(
                     "health check failed for an export",
@@ -288,8 +294,9 @@ class HealthMonitor:
         ):
             return
         horizon = now - self._policy.retention.total_seconds()
-        files = bytes_ = 0
+        files = bytes_ = signals = 0
         oldest = 0.0
+        seen: set[tuple[str, float]] = set()
         for blob in list_backlog(self._backlog, export.project_id, export.export_id):
             if blob.modified < horizon:
                 lost = expire(self._backlog, blob)
@@ -309,5 +316,25 @@ class HealthMonitor:
                     continue
             files += 1
             bytes_ += blob.size
+            signals += self._signals_in(blob)
+            seen.add((blob.name, blob.created))
             oldest = blob.created if not oldest else min(oldest, blob.created)
+        prefix = export_prefix(export.project_id, export.export_id)
+        for gone in [key for key in self._lines if key[0].startswith(prefix) and key not in seen]:
+            del self._lines[gone]
         record.backlog_files, record.backlog_bytes, record.backlog_oldest = files, bytes_, oldest
+        record.backlog_signals = signals
+
+    def _signals_in(self, blob: BacklogBlob) -> int:
+        """The signals (lines) in a backlog file. Append blobs only grow: only the bytes added since
+        the last check are read."""
+        key = (blob.name, blob.created)
+        counted, lines = self._lines.get(key, (0, 0))
+        if blob.size > counted:
+            data = self._backlog.get_blob_client(blob.name).download_blob(
+                offset=counted, length=blob.size - counted
+            )
+            lines += data.readall().count(b"\n")
+            counted = blob.size
+        self._lines[key] = (counted, lines)
+        return lines

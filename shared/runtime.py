@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -25,7 +26,8 @@ from shared.monitor import HealthMonitor, HealthRecords
 from shared.notify import Notifier
 from shared.pipeline import Exporter
 from shared.secrets import KeyBox
-from shared.settings import Settings, SettingsError
+from shared.environment import SettingsError
+from shared.settings import Settings
 from shared.sinks import DestinationClients
 from shared.store import ExportRegistry, ExportStore
 
@@ -54,22 +56,14 @@ class Runtime:
     @cached_property
     def tables(self) -> TableServiceClient:
         if self.settings.storage_connection:
-            return TableServiceClient.from_connection_string(
-                self.settings.storage_connection, **self._hooks
-            )
-        return TableServiceClient(
-            self.settings.storage_table_uri, credential=self._credential, **self._hooks
-        )
+            return TableServiceClient.from_connection_string(self.settings.storage_connection, **self._hooks)
+        return TableServiceClient(self.settings.storage_table_uri, credential=self._credential, **self._hooks)
 
     @cached_property
     def blobs(self) -> BlobServiceClient:
         if self.settings.storage_connection:
-            return BlobServiceClient.from_connection_string(
-                self.settings.storage_connection, **self._hooks
-            )
-        return BlobServiceClient(
-            self.settings.storage_blob_uri, credential=self._credential, **self._hooks
-        )
+            return BlobServiceClient.from_connection_string(self.settings.storage_connection, **self._hooks)
+        return BlobServiceClient(self.settings.storage_blob_uri, credential=self._credential, **self._hooks)
 
     @cached_property
     def keys(self) -> KeyBox:
@@ -165,6 +159,7 @@ class Runtime:
             backlog=self.backlog_container,
             dead_letters=DeadLetters(self.deadletter_container, self.settings.eventhub_name),
             write_deadline=self.settings.write_deadline_seconds,
+            pool=ThreadPoolExecutor(self.settings.write_concurrency, thread_name_prefix="export-write"),
             clock=lambda: self.clock(),
         )
 

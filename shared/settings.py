@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from shared.environment import SettingsError, flag, number
 from shared.health import HealthPolicy
 
 # Names of the service's own storage resources. Constants, not settings: the infrastructure creates them.
@@ -19,10 +20,6 @@ HEALTH_TABLE = "exporthealth"
 DEADLETTER_CONTAINER = "deadletter"
 BACKLOG_CONTAINER = "backlog"
 REPLAY_QUEUE = "export-replay"
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -70,10 +67,10 @@ class Settings:
             key_encryption_key=env.get("KEY_ENCRYPTION_KEY", ""),
             eventhub_name=env.get("EVENTHUB_NAME", cls.eventhub_name),
             consumer_group=env.get("EVENTHUB_CONSUMER_GROUP", cls.consumer_group),
-            export_cache_seconds=_number(env, "EXPORT_CACHE_SECONDS", cls.export_cache_seconds),
-            write_deadline_seconds=_number(env, "WRITE_DEADLINE_SECONDS", cls.write_deadline_seconds),
-            write_concurrency=int(_number(env, "WRITE_CONCURRENCY", cls.write_concurrency)),
-            allow_private_webhooks=env.get("ALLOW_PRIVATE_WEBHOOKS", "").lower() in {"1", "true", "yes"},
+            export_cache_seconds=number(env, "EXPORT_CACHE_SECONDS", cls.export_cache_seconds),
+            write_deadline_seconds=number(env, "WRITE_DEADLINE_SECONDS", cls.write_deadline_seconds),
+            write_concurrency=int(number(env, "WRITE_CONCURRENCY", cls.write_concurrency, whole=True)),
+            allow_private_webhooks=flag(env, "ALLOW_PRIVATE_WEBHOOKS"),
             health=HealthPolicy.from_env(env),
             allowed_storage_suffixes=(
                 tuple(s.strip() for s in suffixes.split(",") if s.strip())
@@ -81,16 +78,3 @@ class Settings:
                 else Settings().allowed_storage_suffixes
             ),
         )
-
-
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise SettingsError(f"{name} must be positive, got {raw!r}")
-    return value
