@@ -3,6 +3,7 @@
 - export_signals: Event Hub trigger; exports each batch to every matching export's destination.
 - check_health: timer; judges every export's health, postpones, probes, disables, expires backlog.
 - replay_backlog: queue trigger; replays one backlog file of a resumed export.
+- management_api: HTTP; the management API (FastAPI, shared/api), which authenticates requests itself.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from shared.runtime import runtime
 from shared.settings import REPLAY_QUEUE
 
 telemetry.configure()  # Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set
-app = func.AsgiFunctionApp(app=create_api(runtime), http_auth_level=func.AuthLevel.ANONYMOUS)
+app = func.AsgiFunctionApp(
+    app=create_api(runtime), http_auth_level=func.AuthLevel.ANONYMOUS, function_name="management_api"
+)
 log = logging.getLogger("signals_export")
 
 

@@ -42,7 +42,7 @@ class ExportStore:
 
     def put(self, export: Export, *, etag: str | None = None, create_only: bool = False) -> str:
         """Create or replace an export; returns its new etag."""
-        entity = self._to_entity(export)
+        entity = self.to_entity(export)
         try:
             if create_only:
                 result = self._table.create_entity(entity)
@@ -68,20 +68,18 @@ class ExportStore:
             entity = self._table.get_entity(project_id, export_id)
         except ResourceNotFoundError:
             raise ExportNotFound(export_id) from None
-        return self._from_entity(entity), str(entity.metadata["etag"])
+        return self.from_entity(entity), str(entity.metadata["etag"])
 
     def delete(self, project_id: str, export_id: str) -> None:
-        try:
-            self._table.delete_entity(project_id, export_id)
-        except ResourceNotFoundError:
-            raise ExportNotFound(export_id) from None
+        """Delete the export's configuration (deleting a missing export is not an error)."""
+        self._table.delete_entity(project_id, export_id)
 
     def list(self, project_id: str | None = None) -> list[Export]:
         if project_id is None:
             entities: Iterable[Any] = self._table.list_entities()
         else:
             entities = self._table.query_entities("PartitionKey eq @p", parameters={"p": project_id})
-        return [self._from_entity(entity) for entity in entities]
+        return [self.from_entity(entity) for entity in entities]
 
     def set_status(self, project_id: str, export_id: str, status: ExportStatus, *, cause: str = "") -> None:
         """Change only the health status (merge), leaving the customer's settings alone."""
@@ -96,7 +94,8 @@ class ExportStore:
             mode=UpdateMode.MERGE,
         )
 
-    def _to_entity(self, export: Export) -> dict[str, Any]:
+    def to_entity(self, export: Export) -> dict[str, Any]:
+        """The table entity of an export, its keys sealed (the API adds its own timestamps to it)."""
         destination = export.destination
         context = _context(export.project_id, export.export_id)
         entity: dict[str, Any] = {
@@ -121,7 +120,8 @@ class ExportStore:
             entity["container"] = destination.container
         return entity
 
-    def _from_entity(self, entity: Any) -> Export:
+    def from_entity(self, entity: Any) -> Export:
+        """The export an entity holds, its keys opened."""
         project_id, export_id = entity["PartitionKey"], entity["RowKey"]
         key = self._keys.open(entity["sealed_key"], _context(project_id, export_id))
         destination: Destination

@@ -282,3 +282,24 @@ def test_landed_at_finds_the_run_of_backlogged_lines_a_region_starts_with() -> N
     assert landed_at(b'{"other":1}\n{"n":1}\n', lines) == set()
     assert landed_at(b"", lines) == set()
     assert Counter() == Counter()
+
+
+def test_deleting_an_export_discards_its_backlog_ledger_and_health_but_not_its_data(
+    service: Runtime, customer: Customer, traffic: Traffic, postponed: dict[str, Any], azurite: Azurite
+) -> None:
+    """After delete, nothing of the export remains in the service; the customer's files stay."""
+    from shared.cleanup import forget_export
+
+    export = postponed["export"]
+    before = customer.lake_files(postponed["fs"])
+    service.store.delete(export.project_id, export.export_id)
+    assert forget_export(service, export.project_id, export.export_id) >= 1
+    assert backlog_count(azurite, export) == 0
+    rows = list(
+        service.ledger_table.query_entities(
+            "RowKey eq @r", parameters={"r": f"{export.project_id}|{export.export_id}"}
+        )
+    )
+    assert rows == []
+    assert service.health_records.get(export.project_id, export.export_id).history == []
+    assert customer.lake_files(postponed["fs"]) == before

@@ -1,0 +1,118 @@
+"""Between the API's documents and the product's nouns (shared.model).
+
+`definition_document` renders an export back into the request form, secrets included: it exists only
+so that a merge patch can be applied to it, and must never be logged or answered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from shared.api import rules
+from shared.api.etags import to_http
+from shared.api.models import (
+    AdlsDestinationIn,
+    AdlsDestinationOut,
+    BlobDestinationOut,
+    ExportDefinition,
+    ExportOut,
+    NotifyOut,
+)
+from shared.api.records import ExportRecord
+from shared.model import AdlsDestination, BlobDestination, Destination, Export, Granularity, Secret
+
+
+def destination_of(definition: ExportDefinition, key: Secret) -> Destination:
+    spec = definition.destination
+    if isinstance(spec, AdlsDestinationIn):
+        url = rules.storage_uri(spec.uri, "adls").url
+        filesystem, directory = rules.adls_path(spec.path)
+        return AdlsDestination(url, filesystem, directory, key)
+    return BlobDestination(rules.storage_uri(spec.uri, "blob").url, spec.container, key)
+
+
+def export_of(
+    definition: ExportDefinition,
+    project_id: str,
+    export_id: str,
+    *,
+    key: Secret,
+    webhook_secret: Secret | None,
+    current: Export | None,
+) -> Export:
+    """The export a definition describes; `enabled` and `status` are kept from the current export."""
+    export = Export(
+        project_id=project_id,
+        export_id=export_id,
+        destination=destination_of(definition, key),
+        signals=None if definition.signals == "all" else frozenset(definition.signals),
+        granularity=definition.granularity or Granularity.HOUR,
+        webhook=definition.notify.webhook if definition.notify else None,
+        webhook_secret=webhook_secret if definition.notify else None,
+    )
+    if current is not None:
+        export = replace(export, enabled=current.enabled, status=current.status)
+    return export
+
+
+def same_account(a: Destination, b: Destination) -> bool:
+    """Whether two destinations are on one storage account (a key is only ever sent to its own)."""
+    return a.kind == b.kind and a.account_url == b.account_url
+
+
+def definition_document(export: Export) -> dict[str, Any]:
+    """The export in the request form, secrets included (for merge patches only)."""
+    destination = export.destination
+    document: dict[str, Any] = {
+        "destination": {"type": destination.kind, "uri": destination.account_url + "/"},
+        "signals": "all" if export.signals is None else rules.distinct(export.signals),
+    }
+    if isinstance(destination, AdlsDestination):
+        document["destination"]["path"] = _path(destination)
+        document["granularity"] = export.granularity.value
+    else:
+        document["destination"]["container"] = destination.container
+    document["destination"]["sharedKey"] = destination.key.value
+    if export.webhook:
+        document["notify"] = {"webhook": export.webhook}
+        if export.webhook_secret is not None:
+            document["notify"]["secret"] = export.webhook_secret.value
+    return document
+
+
+def export_out(record: ExportRecord) -> ExportOut:
+    export = record.export
+    destination = export.destination
+    uri = destination.account_url + "/"
+    out_destination: AdlsDestinationOut | BlobDestinationOut
+    if isinstance(destination, AdlsDestination):
+        out_destination = AdlsDestinationOut(
+            type="adls", uri=uri, path=_path(destination), hasSharedKey=bool(destination.key.value)
+        )
+    else:
+        out_destination = BlobDestinationOut(
+            type="blob", uri=uri, container=destination.container, hasSharedKey=bool(destination.key.value)
+        )
+    return ExportOut(
+        id=export.export_id,
+        projectId=export.project_id,
+        destination=out_destination,
+        granularity=export.granularity if isinstance(destination, AdlsDestination) else None,
+        signals="all" if export.signals is None else rules.distinct(export.signals),
+        notify=(
+            NotifyOut(webhook=export.webhook, hasSecret=export.webhook_secret is not None)
+            if export.webhook
+            else None
+        ),
+        enabled=export.enabled,
+        status=export.status,
+        createdAt=record.created_at,
+        updatedAt=record.updated_at,
+        etag=to_http(record.etag),
+    )
+
+
+def _path(destination: AdlsDestination) -> str:
+    directory = destination.directory.strip("/")
+    return f"{destination.filesystem}/{directory}/" if directory else f"{destination.filesystem}/"

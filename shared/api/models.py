@@ -1,0 +1,262 @@
+"""The API's documents: what a customer sends (strict: unknown properties are refused) and what the
+API answers (never a key nor a webhook secret: only whether one is set).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from shared.api import rules
+from shared.model import ExportStatus, Granularity
+
+_REQUEST = ConfigDict(extra="forbid", hide_input_in_errors=True, str_strip_whitespace=False)
+
+_URI = (
+    "The storage account's endpoint: `https://<account>.dfs.core.windows.net/` (adls) or "
+    "`https://<account>.blob.core.windows.net/` (blob)."
+)
+_WRITE_ONLY: dict[str, Any] = {"writeOnly": True}
+_KEY = (
+    "The storage account's access key (base64). Write-only: never returned. On a replace or patch, "
+    "leave it out to keep the current key; it must be given again when the account (`type` or `uri`) "
+    "changes."
+)
+SignalName = Annotated[str, Field(min_length=1, max_length=rules.MAX_SIGNAL_NAME)]
+SignalSelection = Literal["all"] | Annotated[
+    list[SignalName], Field(min_length=1, max_length=rules.MAX_SIGNALS)
+]
+
+
+class AdlsDestinationIn(BaseModel):
+    """An ADLS Gen2 filesystem (created if missing) and optional directories under it."""
+
+    model_config = _REQUEST
+
+    type: Literal["adls"]
+    uri: Annotated[str, Field(max_length=2048, description=_URI)]
+    path: Annotated[
+        str,
+        Field(
+            description="`<filesystem>/<directory>/.../`: the filesystem, then optional directories.",
+            json_schema_extra={"minLength": 3, "maxLength": rules.MAX_PATH},
+        ),
+    ]
+    sharedKey: Annotated[
+        str | None, Field(max_length=512, description=_KEY, json_schema_extra=_WRITE_ONLY)
+    ] = None
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        rules.storage_uri(value, "adls")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        rules.adls_path(value)
+        return value
+
+    @field_validator("sharedKey")
+    @classmethod
+    def _key(cls, value: str | None) -> str | None:
+        return None if value is None else rules.shared_key(value)
+
+
+class BlobDestinationIn(BaseModel):
+    """A Blob container (created if missing), written in the Application Insights export layout."""
+
+    model_config = _REQUEST
+
+    type: Literal["blob"]
+    uri: Annotated[str, Field(max_length=2048, description=_URI)]
+    container: Annotated[
+        str,
+        Field(
+            description="The container's name: 3 to 63 lowercase letters, digits and single hyphens.",
+            json_schema_extra={"minLength": 3, "maxLength": 63},
+        ),
+    ]
+    sharedKey: Annotated[
+        str | None, Field(max_length=512, description=_KEY, json_schema_extra=_WRITE_ONLY)
+    ] = None
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        rules.storage_uri(value, "blob")
+        return value
+
+    @field_validator("container")
+    @classmethod
+    def _container(cls, value: str) -> str:
+        return rules.storage_name(value, "container")
+
+    @field_validator("sharedKey")
+    @classmethod
+    def _key(cls, value: str | None) -> str | None:
+        return None if value is None else rules.shared_key(value)
+
+
+DestinationIn = Annotated[AdlsDestinationIn | BlobDestinationIn, Field(discriminator="type")]
+
+
+class NotifyIn(BaseModel):
+    """Where state changes are posted, signed with HMAC-SHA256 under `secret`."""
+
+    model_config = _REQUEST
+
+    webhook: Annotated[str, Field(max_length=2048, description="An https URL on a public address.")]
+    secret: Annotated[
+        str | None,
+        Field(
+            max_length=rules.SECRET_LENGTH[1],
+            description="Signs the notifications. Write-only: never returned; leave it out to keep it.",
+            json_schema_extra=_WRITE_ONLY,
+        ),
+    ] = None
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook(cls, value: str) -> str:
+        return rules.webhook_url(value)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        return None if value is None else rules.webhook_secret(value)
+
+
+class ExportDefinition(BaseModel):
+    """What a customer configures: where signals go, which ones, and how files are cut."""
+
+    model_config = _REQUEST
+
+    destination: DestinationIn
+    granularity: Annotated[
+        Granularity | None,
+        Field(description="adls only: one file per `hour` (default) or per `day`."),
+    ] = None
+    signals: Annotated[
+        SignalSelection, Field(description='`"all"`, or the names of the signals to export.')
+    ] = "all"
+    notify: NotifyIn | None = None
+
+    @field_validator("granularity")
+    @classmethod
+    def _granularity(cls, value: Granularity | None, info: ValidationInfo) -> Granularity | None:
+        if value is not None and isinstance(info.data.get("destination"), BlobDestinationIn):
+            raise PydanticCustomError(
+                "GranularityNotAllowed",
+                "granularity applies to adls destinations only: blob destinations get a blob per minute",
+            )
+        return value
+
+    @field_validator("signals", mode="before")
+    @classmethod
+    def _signals(cls, value: Any) -> Any:
+        return rules.signals(value)
+
+
+class DestinationPatch(BaseModel):
+    """A merge patch of the destination: the properties to change; null removes one."""
+
+    model_config = _REQUEST
+
+    type: Literal["adls", "blob"] | None = None
+    uri: Annotated[str | None, Field(max_length=2048)] = None
+    path: Annotated[str | None, Field(max_length=rules.MAX_PATH)] = None
+    container: Annotated[str | None, Field(max_length=63)] = None
+    sharedKey: Annotated[
+        str | None, Field(max_length=512, description=_KEY, json_schema_extra=_WRITE_ONLY)
+    ] = None
+
+
+class NotifyPatch(BaseModel):
+    model_config = _REQUEST
+
+    webhook: Annotated[str | None, Field(max_length=2048)] = None
+    secret: Annotated[str | None, Field(max_length=rules.SECRET_LENGTH[1])] = None
+
+
+class ExportPatch(BaseModel):
+    """A JSON merge patch (RFC 7396) of an export's definition."""
+
+    model_config = _REQUEST
+
+    destination: DestinationPatch | None = None
+    granularity: Granularity | None = None
+    signals: SignalSelection | None = None
+    notify: NotifyPatch | None = None
+
+    @field_validator("signals", mode="before")
+    @classmethod
+    def _signals(cls, value: Any) -> Any:
+        return None if value is None else rules.signals(value)
+
+
+class AdlsDestinationOut(BaseModel):
+    type: Literal["adls"]
+    uri: str
+    path: str
+    hasSharedKey: bool
+
+
+class BlobDestinationOut(BaseModel):
+    type: Literal["blob"]
+    uri: str
+    container: str
+    hasSharedKey: bool
+
+
+class NotifyOut(BaseModel):
+    webhook: str
+    hasSecret: bool
+
+
+class ExportOut(BaseModel):
+    """An export as the API shows it."""
+
+    id: str
+    projectId: str
+    destination: Annotated[AdlsDestinationOut | BlobDestinationOut, Field(discriminator="type")]
+    granularity: Granularity | None = None
+    signals: Literal["all"] | list[str]
+    notify: NotifyOut | None = None
+    enabled: bool = Field(description="false after `disable`: nothing is written nor kept.")
+    status: ExportStatus = Field(
+        description="The service's view of the export's health: `active`, `postponed` (kept in the "
+        "backlog while the destination fails), `disabled` (postponed past the backlog's retention)."
+    )
+    createdAt: datetime
+    updatedAt: datetime
+    etag: str = Field(description="The export's version, also in the ETag header: send it in If-Match.")
+
+
+class ExportList(BaseModel):
+    value: list[ExportOut]
+
+
+class ResumeOut(BaseModel):
+    """What `resume` started: the export, and how many replay work items were queued."""
+
+    export: ExportOut
+    workItems: int
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    target: str | None = None
+    details: list[ErrorDetail] | None = None
+    innererror: dict[str, Any] | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The Azure error shape."""
+
+    error: ErrorDetail

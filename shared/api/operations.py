@@ -1,0 +1,311 @@
+"""What each API operation does to exports, independent of HTTP: validation beyond the document's
+shape, the destination check, conditional writes and the calls into replay and health.
+
+Every change is a read-modify-write conditional on the etag it read, so two concurrent edits never
+lose one silently: with If-Match, a change made in between answers 412; without, the operation reads
+again and retries once, then answers 409.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared import replay
+from shared.api import convert
+from shared.api.destinations import check_destination
+from shared.api.errors import ApiError, bad_request, not_found, precondition_failed, validation_error
+from shared.api.etags import Preconditions
+from shared.api.merge_patch import merge_patch
+from shared.api.models import ExportDefinition
+from shared.api.policy import check_storage_uri, check_webhook
+from shared.api.records import ExportRecord, ExportRecords
+from shared.cleanup import forget_export
+from shared.health_view import health_view
+from shared.model import Destination, Export, ExportStatus, Secret
+from shared.runtime import Runtime
+from shared.store import ExportNotFound, StaleExport
+
+log = logging.getLogger("signals_export.api")
+
+_RESUMABLE = {ExportStatus.POSTPONED, ExportStatus.DISABLED}
+
+
+class ExportOperations:
+    """The operations of one request, on the process's Runtime."""
+
+    def __init__(self, runtime: Runtime, *, actor: str = "") -> None:
+        self._runtime = runtime
+        self._actor = actor
+        self._records = ExportRecords(runtime.store, runtime.exports_table)
+        self._checked: set[Destination] = set()
+
+    # reads
+
+    def get(self, project_id: str, export_id: str) -> ExportRecord:
+        record = self._records.find(project_id, export_id)
+        if record is None:
+            raise not_found(project_id, export_id)
+        return record
+
+    def list(self, projects: frozenset[str] | None) -> list[ExportRecord]:
+        return self._records.list(projects)
+
+    def health(self, project_id: str, export_id: str) -> dict[str, Any]:
+        try:
+            return health_view(self._runtime, project_id, export_id)
+        except ExportNotFound:
+            raise not_found(project_id, export_id) from None
+
+    # changes
+
+    def put(
+        self,
+        project_id: str,
+        export_id: str,
+        definition: ExportDefinition,
+        pre: Preconditions,
+        *,
+        check: bool,
+    ) -> tuple[ExportRecord, bool]:
+        """Create (True) or replace (False) an export."""
+        for _ in range(2):
+            current = self._records.find(project_id, export_id)
+            if current is not None and pre.create_only:
+                raise precondition_failed("The export already exists (If-None-Match: *).")
+            if pre.if_match is not None and (current is None or not pre.matches(current.etag)):
+                raise precondition_failed()
+            before = current.export if current else None
+            self._check_policy(definition, before)
+            export = self._export(
+                definition,
+                project_id,
+                export_id,
+                before,
+                key=definition.destination.sharedKey,
+                keep_secret=True,
+            )
+            if current is not None and export == current.export:
+                return current, False  # nothing changes: no write, the ETag stays
+            moved = before is None or export.destination != before.destination
+            if moved and check:
+                self._check_destination(export.destination)
+            try:
+                if current is None:
+                    record = self._records.create(export)
+                else:
+                    record = self._records.replace(export, etag=current.etag, created_at=current.created_at)
+            except (StaleExport, ExportNotFound):
+                if pre.conditional:
+                    raise precondition_failed() from None
+                continue
+            self._log("export created" if current is None else "export replaced", record)
+            return self._after_change(record, before, resume=moved and check), current is None
+        raise _conflict()
+
+    def patch(
+        self, project_id: str, export_id: str, patch: dict[str, Any], pre: Preconditions, *, check: bool
+    ) -> ExportRecord:
+        moved = False
+
+        def change(current: ExportRecord) -> Export | None:
+            nonlocal moved
+            document = merge_patch(convert.definition_document(current.export), patch)
+            try:
+                definition = ExportDefinition.model_validate(document)
+            except ValidationError as error:
+                raise validation_error(error.errors(include_input=False, include_url=False)) from None
+            self._check_policy(definition, current.export)
+            given = "sharedKey" in (patch.get("destination") or {})
+            if given and patch["destination"]["sharedKey"] is None:
+                raise bad_request(
+                    "InvalidSharedKey", "destination.sharedKey cannot be removed.", "destination.sharedKey"
+                )
+            export = self._export(
+                definition,
+                project_id,
+                export_id,
+                current.export,
+                key=definition.destination.sharedKey if given else None,
+                keep_secret=False,
+            )
+            moved = export.destination != current.export.destination
+            if moved and check:
+                self._check_destination(export.destination)
+            return export
+
+        record, before = self._update(project_id, export_id, pre, change)
+        if record is before:
+            return record
+        self._log("export patched", record)
+        return self._after_change(record, before.export, resume=moved and check)
+
+    def set_enabled(self, project_id: str, export_id: str, enabled: bool, pre: Preconditions) -> ExportRecord:
+        record, before = self._update(
+            project_id, export_id, pre, lambda current: replace(current.export, enabled=enabled)
+        )
+        if record is not before:
+            self._log("export enabled" if enabled else "export disabled", record)
+            self._runtime.registry.invalidate()
+        return record
+
+    def delete(self, project_id: str, export_id: str, pre: Preconditions) -> None:
+        current = self.get(project_id, export_id)
+        if not pre.matches(current.etag):
+            raise precondition_failed()
+        try:
+            self._records.delete(project_id, export_id, etag=current.etag if pre.if_match else None)
+        except StaleExport:
+            raise precondition_failed() from None
+        forget_export(self._runtime, project_id, export_id)  # exported data stays
+        self._runtime.registry.invalidate()
+        self._log("export deleted", current)
+
+    def resume(self, project_id: str, export_id: str, pre: Preconditions) -> tuple[ExportRecord, int]:
+        """Check the destination again and replay the backlog; answers the export and the work queued."""
+        current = self.get(project_id, export_id)
+        if not pre.matches(current.etag):
+            raise precondition_failed()
+        if not current.export.enabled:
+            raise ApiError(
+                409,
+                "ExportDisabled",
+                "The export is disabled: enable it (POST .../enable) instead; it then exports new signals.",
+            )
+        try:
+            result = replay.resume(self._runtime, current.export)
+        except replay.ResumeRefused as refused:
+            log.info("resume refused", extra={**_ids(current.export), "cause": refused.cause})
+            raise ApiError(
+                409,
+                "DestinationStillFailing",
+                refused.message,
+                target="destination",
+                details=[{"code": "Hint", "message": hint} for hint in refused.hints],
+                innererror={"cause": refused.cause, "hints": list(refused.hints)},
+            ) from None
+        self._runtime.registry.invalidate()
+        record = self.get(project_id, export_id)
+        self._log("export resumed", record, work_items=result.work_items)
+        return record, result.work_items
+
+    # helpers
+
+    def _update(
+        self,
+        project_id: str,
+        export_id: str,
+        pre: Preconditions,
+        change: Callable[[ExportRecord], Export | None],
+    ) -> tuple[ExportRecord, ExportRecord]:
+        """(new record, record it replaced); the same record twice when nothing changed."""
+        for _ in range(2):
+            current = self.get(project_id, export_id)
+            if not pre.matches(current.etag):
+                raise precondition_failed()
+            export = change(current)
+            if export is None or export == current.export:
+                return current, current
+            try:
+                record = self._records.replace(export, etag=current.etag, created_at=current.created_at)
+            except (StaleExport, ExportNotFound):
+                if pre.if_match is not None:
+                    raise precondition_failed() from None
+                continue
+            return record, current
+        raise _conflict()
+
+    def _export(
+        self,
+        definition: ExportDefinition,
+        project_id: str,
+        export_id: str,
+        current: Export | None,
+        *,
+        key: str | None,
+        keep_secret: bool,
+    ) -> Export:
+        """The export a valid definition describes. `key` is the key the request gave (None: keep the
+        current one, which is only allowed on the same storage account); `keep_secret` keeps the
+        current webhook secret when the definition gives none (a replace)."""
+        target = convert.destination_of(definition, Secret(""))
+        if key is not None:
+            chosen = Secret(key)
+        elif current is not None and convert.same_account(target, current.destination):
+            chosen = current.destination.key
+        else:
+            raise bad_request(
+                "MissingProperty",
+                "destination.sharedKey is required when an export is created or its storage account "
+                "(type or uri) changes.",
+                "destination.sharedKey",
+            )
+        notify = definition.notify
+        secret: Secret | None = None
+        if notify is not None and notify.secret is not None:
+            secret = Secret(notify.secret)
+        elif notify is not None and keep_secret and current is not None:
+            secret = current.webhook_secret
+        return convert.export_of(
+            definition, project_id, export_id, key=chosen, webhook_secret=secret, current=current
+        )
+
+    def _check_policy(self, definition: ExportDefinition, current: Export | None) -> None:
+        destination = definition.destination
+        check_storage_uri(destination.uri, destination.type, self._runtime.settings.allowed_storage_suffixes)
+        notify = definition.notify
+        if notify is not None and (current is None or notify.webhook != current.webhook):
+            check_webhook(notify.webhook, allow_private=self._runtime.settings.allow_private_webhooks)
+
+    def _check_destination(self, destination: Destination) -> None:
+        if destination not in self._checked:
+            check_destination(self._runtime.destinations, destination)
+            self._checked.add(destination)
+
+    def _after_change(self, record: ExportRecord, before: Export | None, *, resume: bool) -> ExportRecord:
+        """Make the change visible to this instance's trigger, and resume a postponed export whose
+        destination was just fixed (and checked)."""
+        self._runtime.registry.invalidate()
+        if not (resume and before is not None and before.status in _RESUMABLE and record.export.enabled):
+            return record
+        try:
+            result = replay.resume(self._runtime, record.export)
+        except replay.ResumeRefused as refused:
+            log.warning(
+                "export not resumed after its destination changed",
+                extra={**_ids(record.export), "cause": refused.cause},
+            )
+            return record
+        self._runtime.registry.invalidate()
+        self._log("export resumed", record, work_items=result.work_items)
+        return self._records.find(record.export.project_id, record.export.export_id) or record
+
+    def _log(self, message: str, record: ExportRecord, **fields: Any) -> None:
+        export = record.export
+        log.info(
+            message,
+            extra={
+                **_ids(export),
+                "actor": self._actor,
+                "destination_type": export.destination.kind,
+                "enabled": export.enabled,
+                "status": export.status.value,
+                **fields,
+            },
+        )
+
+
+def _conflict() -> ApiError:
+    return ApiError(
+        409,
+        "ConcurrentModification",
+        "The export was changed by another request at the same time: read it again and retry.",
+    )
+
+
+def _ids(export: Export) -> dict[str, str]:
+    return {"project_id": export.project_id, "export_id": export.export_id}
