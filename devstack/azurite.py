@@ -58,6 +58,7 @@ class Azurite:
             [
                 str(binary),
                 "--silent",
+                "--disableTelemetry",  # offline, Azurite's telemetry also keeps it from exiting on SIGTERM
                 "--skipApiVersionCheck",
                 "--loose",
                 "--disableProductStyleUrl",

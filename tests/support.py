@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +11,8 @@ from typing import Any
 import azure.functions as func
 from azure.functions import meta
 from azure.functions.eventhub import EventHubTriggerConverter
+
+from devstack.functions import indexed
 
 
 @dataclass
@@ -83,14 +84,11 @@ class Producer:
         return event
 
 
-@functools.cache
 def registered_functions() -> dict[str, Any]:
-    """The functions as function_app.py registers them (the worker indexes them once, so do we)."""
-    import function_app
-
-    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+    """The functions as function_app.py registers them (indexed once per process, as the worker does)."""
+    return indexed()
 
 
 def registered(name: str) -> Any:
     """A registered function's user function: what the host calls."""
-    return registered_functions()[name].get_user_function()
+    return indexed()[name].get_user_function()

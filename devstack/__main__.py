@@ -1,0 +1,5 @@
+"""`python -m devstack`: see devstack.cli."""
+
+from devstack.cli import main
+
+main()
