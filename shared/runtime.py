@@ -21,12 +21,12 @@ from azure.storage.queue import QueueClient
 
 from shared import settings as names
 from shared.deadletter import DeadLetters
+from shared.environment import SettingsError
 from shared.ledger import PartitionLedger
 from shared.monitor import HealthMonitor, HealthRecords
 from shared.notify import Notifier
 from shared.pipeline import Exporter
 from shared.secrets import KeyBox
-from shared.environment import SettingsError
 from shared.settings import Settings
 from shared.sinks import DestinationClients
 from shared.store import ExportRegistry, ExportStore
