@@ -86,8 +86,8 @@ def resume(runtime: Runtime, export: Export) -> ResumeResult:
     if export.status is not ExportStatus.ACTIVE:
         runtime.store.set_status(export.project_id, export.export_id, ExportStatus.ACTIVE, cause="")
         runtime.registry.invalidate()
-    record = runtime.health_records.get(export.project_id, export.export_id)
-    runtime.monitor.record_resume(export, record, by="customer")
+        record = runtime.health_records.get(export.project_id, export.export_id)
+        runtime.monitor.record_resume(export, record, by="customer")
     return ResumeResult(resume_replay(runtime, export))
 
 
