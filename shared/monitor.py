@@ -149,6 +149,7 @@ class MonitorReport:
     changes: list[tuple[ExportKey, str, str]] = field(default_factory=list)
     expired_files: int = 0
     lost: int = 0
+    resealed: int = 0
     records: list[HealthRecord] = field(default_factory=list)  # each export's record after the check
 
 
@@ -181,6 +182,7 @@ class HealthMonitor:
 
     def run(self) -> MonitorReport:
         report = MonitorReport()
+        report.resealed = self._store.reseal()  # after a rotation of the service key
         ledgers = read_all(self._ledger_table)
         records = self._records.all()
         for export in self._store.list():

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.model import AdlsDestination, BlobDestination, Destination, Export, ExportStatus, Granularity
@@ -80,6 +80,35 @@ class ExportStore:
         else:
             entities = self._table.query_entities("PartitionKey eq @p", parameters={"p": project_id})
         return [self.from_entity(entity) for entity in entities]
+
+    def reseal(self) -> int:
+        """Seal again, under the newest service key, every key sealed under an older one (after a
+        rotation of KEY_ENCRYPTION_KEY). Only those entities are written, each conditional on the
+        version read; returns how many were resealed."""
+        resealed = 0
+        for entity in self._table.list_entities(
+            select=["PartitionKey", "RowKey", "sealed_key", "sealed_webhook_secret"]
+        ):
+            project_id, export_id = entity["PartitionKey"], entity["RowKey"]
+            context = _context(project_id, export_id)
+            changes: dict[str, Any] = {}
+            for name, where in (("sealed_key", context), ("sealed_webhook_secret", context + "/webhook")):
+                sealed = entity.get(name)
+                if sealed and not self._keys.is_current(sealed):
+                    changes[name] = self._keys.seal(self._keys.open(sealed, where), where)
+            if not changes:
+                continue
+            try:
+                self._table.update_entity(
+                    {"PartitionKey": project_id, "RowKey": export_id, **changes},
+                    mode=UpdateMode.MERGE,
+                    etag=entity.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except HttpResponseError:
+                continue  # changed meanwhile: written again under the newest key already, or next time
+            resealed += 1
+        return resealed
 
     def set_status(self, project_id: str, export_id: str, status: ExportStatus, *, cause: str = "") -> None:
         """Change only the health status (merge), leaving the customer's settings alone."""

@@ -347,3 +347,30 @@ def test_bookkeeping_costs_fewer_requests_than_the_writes_it_records(
     print(f"data requests {data}, table requests {bookkeeping}, ratio {bookkeeping / data:.2f}")
     assert data >= 30  # 10 batches x 3 exports, plus file creations
     assert bookkeeping < data
+
+
+def test_after_a_service_key_rotation_the_health_check_reseals_every_customer_key(
+    service: Runtime, customer: Customer, create_export: Callable[..., Export], traffic: Traffic
+) -> None:
+    """KEY_ENCRYPTION_KEY gains a newer key: keys sealed under the old one are resealed, and still open."""
+    from shared.secrets import KeyBox, new_service_key
+
+    export = create_export(traffic.project, "lake", customer.adls(f"rot{traffic.project[-8:]}", ""))
+    old, new = service.settings.key_encryption_key, new_service_key()
+    rotated = Runtime(dataclasses.replace(service.settings, key_encryption_key=f"{new},{old}"))
+    use_runtime(rotated)
+    try:
+        run_health_check()
+        entity = rotated.exports_table.get_entity(export.project_id, export.export_id)
+        assert rotated.keys.is_current(entity["sealed_key"])
+        assert (
+            rotated.store.get(export.project_id, export.export_id)[0].destination.key
+            == export.destination.key
+        )
+        only_new = KeyBox.from_setting(new)
+        context = f"export:{export.project_id}/{export.export_id}"
+        assert only_new.open(entity["sealed_key"], context) == export.destination.key
+        assert rotated.store.reseal() == 0
+    finally:
+        # The session's other tests still hold only the old key: seal everything back under it.
+        Runtime(dataclasses.replace(service.settings, key_encryption_key=f"{old},{new}")).store.reseal()
