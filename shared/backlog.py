@@ -17,7 +17,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
-from shared.delivery import FileSink, FileState, Line, deliver
+from shared.delivery import FileSink, FileState, Line, LineLike, deliver
 from shared.layout import FileTarget, destination_id
 from shared.model import Export
 
@@ -48,7 +48,7 @@ class BacklogFile:
         return LEDGER_PREFIX + self.path
 
 
-def backlog_lines(lines: Sequence[Line]) -> list[Line]:
+def backlog_lines(lines: Sequence[LineLike]) -> list[Line]:
     """Signal lines as backlog lines: the sequence number travels with each signal."""
     return [Line(line.sequence, b"%d\t%s" % (line.sequence, line.data)) for line in lines]
 
@@ -59,7 +59,7 @@ def parse_backlog_line(row: bytes) -> Line:
     return Line(int(sequence), data)
 
 
-def keep(sink: FileSink, file: BacklogFile, lines: Sequence[Line], state: FileState | None) -> FileState:
+def keep(sink: FileSink, file: BacklogFile, lines: Sequence[LineLike], state: FileState | None) -> FileState:
     """Append signals to the backlog, exactly once."""
     return deliver(sink, file.path, backlog_lines(lines), state)
 

@@ -34,12 +34,22 @@ class FileState:
 EMPTY = FileState(0, -1)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Line:
-    """A signal line to write, with the sequence number it is known by."""
+    """A signal line to write, with the sequence number it is known by (treat as immutable)."""
 
     sequence: int
     data: bytes  # without the newline
+
+
+class LineLike(Protocol):
+    """Anything with a sequence number and a line: a Line, or a shared.signals.Signal itself."""
+
+    @property
+    def sequence(self) -> int: ...
+
+    @property
+    def data(self) -> bytes: ...
 
 
 class PositionConflict(Exception):
@@ -73,7 +83,7 @@ class ConflictsPersist(Exception):
     """The file kept moving under this writer; the batch goes to the backlog rather than spin."""
 
 
-def deliver(sink: FileSink, path: str, lines: Sequence[Line], state: FileState | None) -> FileState:
+def deliver(sink: FileSink, path: str, lines: Sequence[LineLike], state: FileState | None) -> FileState:
     """Write the lines not yet in the file, once, and return the file's new state.
 
     `state` is the ledger's view, or None when the ledger has no record of the file.
@@ -86,7 +96,7 @@ def deliver(sink: FileSink, path: str, lines: Sequence[Line], state: FileState |
     for _ in range(MAX_POSITION_CONFLICTS):
         if not pending:
             return state
-        payload = b"".join(line.data + b"\n" for line in pending)
+        payload = b"\n".join([*(line.data for line in pending), b""])  # one copy of each line
         try:
             length = sink.append(path, payload, state.length)
         except FileGone:
@@ -100,7 +110,7 @@ def deliver(sink: FileSink, path: str, lines: Sequence[Line], state: FileState |
     raise ConflictsPersist(f"{path} changed under the writer {MAX_POSITION_CONFLICTS} times")
 
 
-def _adopt(sink: FileSink, path: str, pending: list[Line]) -> tuple[FileState, list[Line]]:
+def _adopt(sink: FileSink, path: str, pending: list[LineLike]) -> tuple[FileState, list[LineLike]]:
     """Start on a file the ledger does not know: create it, or learn what of ours it already holds."""
     if sink.create(path):
         return EMPTY, pending
@@ -111,8 +121,8 @@ def _adopt(sink: FileSink, path: str, pending: list[Line]) -> tuple[FileState, l
 
 
 def _catch_up(
-    sink: FileSink, path: str, state: FileState, pending: list[Line]
-) -> tuple[FileState, list[Line]]:
+    sink: FileSink, path: str, state: FileState, pending: list[LineLike]
+) -> tuple[FileState, list[LineLike]]:
     length = sink.length(path)
     if length is None:
         sink.create(path)
@@ -124,8 +134,8 @@ def _catch_up(
 
 
 def reconcile(
-    region: bytes, state: FileState, pending: Sequence[Line], *, anchored: bool
-) -> tuple[FileState, list[Line]]:
+    region: bytes, state: FileState, pending: Sequence[LineLike], *, anchored: bool
+) -> tuple[FileState, list[LineLike]]:
     """Account for a region of the file that this writer did not record. Pure.
 
     `region` starts at `state.length`. Anchored, it must start with the first pending line (it was

@@ -10,6 +10,7 @@ Each file has one writer: its name carries the export id and the Event Hub parti
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,15 +43,29 @@ def destination_id(destination: Destination) -> str:
         place = f"adls|{destination.account_url.rstrip('/')}|{destination.filesystem}"
     else:
         place = f"blob|{destination.account_url.rstrip('/')}|{destination.container}"
+    return _fingerprint(place)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fingerprint(place: str) -> str:
+    """Computed once per place: a batch asks for it several times per destination file."""
     return hashlib.blake2s(place.encode(), digest_size=6).hexdigest()
 
 
 def file_for(export: Export, signal_name: str, enqueued: datetime, partition: str) -> FileTarget:
     """The file that the export's writer for this partition appends this signal to."""
     at = enqueued.astimezone(UTC)
+    return _file_in_minute(export, signal_name, at.replace(second=0, microsecond=0), partition)
+
+
+@functools.lru_cache(maxsize=8192)
+def _file_in_minute(export: Export, signal_name: str, at: datetime, partition: str) -> FileTarget:
+    """`file_for` from the signal's minute (UTC): every bucket holds whole minutes, so the minute
+    chooses the same file as the exact time. Remembered: a busy partition asks for the same few files
+    in every batch."""
     destination = export.destination
     if isinstance(destination, BlobDestination):
-        start = at.replace(second=0, microsecond=0)
+        start = at
         path = "/".join(
             (
                 export.project_id,

@@ -8,18 +8,19 @@ the trigger's retry policy runs the whole batch again, which is safe: every writ
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from azure.storage.blob import ContainerClient
 
 from shared.backlog import BacklogFile, keep, mark_uncertain
 from shared.deadletter import DeadLetters
-from shared.delivery import FileSink, FileState, Line, deliver
+from shared.delivery import FileSink, FileState, LineLike, deliver
 from shared.layout import FileTarget, file_for
 from shared.ledger import ExportKey, FileRecord, PartitionLedger
 from shared.model import Destination, Export, ExportStatus
@@ -84,13 +85,31 @@ class BatchReport:
     signals: int = 0
     dead_lettered: int = 0
     exports: dict[ExportKey, ExportTally] = field(default_factory=lambda: defaultdict(ExportTally))
+    # Dead letters by (project id, or "" when the event has none; reason).
+    dead_letter_reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Work:
     export: Export
     target: FileTarget
-    lines: list[Line]
+    lines: list[LineLike]
+    size: int = 0  # bytes of `lines` as written (with their newlines), summed once routing is done
+
+
+@dataclass(slots=True)
+class _Route:
+    """Where the signals of one project, name and enqueued minute go in one batch.
+
+    A signal's files depend only on its project, its name and its time bucket, and the shortest bucket
+    of any layout is a minute (UTC). So the exports are looked up and the files chosen once per route
+    and batch, not once per signal and export: a signal costs one append per export it goes to.
+    """
+
+    works: list[_Work] = field(default_factory=list)  # one per (export, file) the signals go to
+    targets: list[list[LineLike]] = field(default_factory=list)  # their `lines`, in the same order
+    dropped: list[ExportKey] = field(default_factory=list)  # disabled exports that select them
+    size: int = 0  # bytes of the route's lines as written (with their newlines)
 
 
 class Exporter:
@@ -116,8 +135,17 @@ class Exporter:
         self._dead_letters = dead_letters
         self._write_deadline = write_deadline
         self._pool = pool or ThreadPoolExecutor(max_workers=16, thread_name_prefix="export-write")
-        self._reader = SignalReader()
+        self._readers = threading.local()
         self._clock = clock
+
+    @property
+    def _reader(self) -> SignalReader:
+        """One SignalReader (one simdjson parser) per thread: a parser cannot serve two batches at once,
+        and the worker may run invocations in several threads (PYTHON_THREADPOOL_THREAD_COUNT)."""
+        reader: SignalReader | None = getattr(self._readers, "reader", None)
+        if reader is None:
+            reader = self._readers.reader = SignalReader()
+        return reader
 
     def export(self, batch: EventBatch) -> BatchReport:
         report = BatchReport(batch.partition, received=len(batch.events))
@@ -125,12 +153,14 @@ class Exporter:
             return report
         signals: list[Signal] = []
         rejections: list[Rejection] = []
+        reader = self._reader
         for event in batch.events:
-            result = self._reader.read(event)
+            result = reader.read(event)
             (signals if isinstance(result, Signal) else rejections).append(result)  # type: ignore[arg-type]
         report.signals = len(signals)
         report.dead_lettered = self._dead_letters.put(batch.partition, rejections)
         for rejection in rejections:
+            report.dead_letter_reasons[(rejection.event.project_id or "", rejection.reason.value)] += 1
             log.warning(
                 "dead-lettered event",
                 extra={
@@ -141,6 +171,8 @@ class Exporter:
                 },
             )
         live, held = self._route(signals, batch.partition, report)
+        # A file whose record ends before the batch's first signal takes every line the batch has for it.
+        first = min((signal.sequence for signal in signals), default=0)
         ledger = self._ledger_for(batch.partition)
         entries = ledger.entries()
 
@@ -165,11 +197,15 @@ class Exporter:
                 _log_failure(work, failure)
                 held.append(work)
                 continue
-            fresh = _after(work.lines, before)
             written[work.export.key][work.target.key] = FileRecord(state, work.target.bucket_end.timestamp())
             tally.writes_ok += 1
-            tally.exported += len(fresh)
-            tally.exported_bytes += sum(len(line.data) + 1 for line in fresh)
+            if first > (before.last_sequence if before is not None else -1):
+                tally.exported += len(work.lines)  # the usual case: no line was recorded before
+                tally.exported_bytes += work.size
+            else:
+                fresh = _after(work.lines, before)
+                tally.exported += len(fresh)
+                tally.exported_bytes += sum(len(line.data) + 1 for line in fresh)
         for work in held:
             # Signals the live file already records (a redelivery) are not kept twice.
             live_state = state_of(work.export, work.target.key)
@@ -196,21 +232,45 @@ class Exporter:
     ) -> tuple[list[_Work], list[_Work]]:
         """Group signals by export and destination file; split into live writes and backlog."""
         groups: dict[tuple[ExportKey, str], _Work] = {}
+        routes: dict[tuple[str, str, int], _Route] = {}
         for signal in signals:
-            for export in self._exports_of(signal.project_id):
-                if not export.enabled or not export.selects(signal.name):
-                    continue
-                if export.status is ExportStatus.DISABLED:
-                    report.exports[export.key].dropped += 1
-                    continue
-                target = file_for(export, signal.name, signal.enqueued, partition)
-                work = groups.get((export.key, target.key))
-                if work is None:
-                    work = groups[(export.key, target.key)] = _Work(export, target, [])
-                work.lines.append(Line(signal.sequence, signal.line))
+            minute = int(signal.enqueued.timestamp()) // 60  # the UTC minute, as a number
+            key = (signal.project_id, signal.name, minute)
+            route = routes.get(key)
+            if route is None:
+                at = datetime.fromtimestamp(minute * 60, UTC)
+                route = routes[key] = self._new_route(signal, at, partition, groups)
+            for lines in route.targets:
+                lines.append(signal)  # the signal is its own line: nothing is copied per export
+            route.size += len(signal.data) + 1
+            for export_key in route.dropped:
+                report.exports[export_key].dropped += 1
+        for route in routes.values():
+            for work in route.works:
+                work.size += route.size
         live = [w for w in groups.values() if w.export.status is ExportStatus.ACTIVE]
         held = [w for w in groups.values() if w.export.status is ExportStatus.POSTPONED]
         return live, held
+
+    def _new_route(
+        self, signal: Signal, minute: datetime, partition: str, groups: dict[tuple[ExportKey, str], _Work]
+    ) -> _Route:
+        """The exports a signal's route goes to and their files (the minute stands for the signal's
+        enqueued time: every layout's bucket holds whole minutes, so it chooses the same file)."""
+        route = _Route()
+        for export in self._exports_of(signal.project_id):
+            if not export.enabled or not export.selects(signal.name):
+                continue
+            if export.status is ExportStatus.DISABLED:
+                route.dropped.append(export.key)
+                continue
+            target = file_for(export, signal.name, minute, partition)
+            work = groups.get((export.key, target.key))
+            if work is None:
+                work = groups[(export.key, target.key)] = _Work(export, target, [])
+            route.works.append(work)
+            route.targets.append(work.lines)
+        return route
 
     def _write_live(self, work: _Work, state: FileState | None) -> FileState:
         sink = self._sink_for(work.export.destination)
@@ -219,7 +279,7 @@ class Exporter:
         )
 
 
-def _after(lines: Sequence[Line], state: FileState | None) -> list[Line]:
+def _after(lines: Sequence[LineLike], state: FileState | None) -> list[LineLike]:
     """The lines a file's recorded state does not hold yet."""
     last = state.last_sequence if state is not None else -1
     return [line for line in lines if line.sequence > last]

@@ -270,3 +270,35 @@ def test_two_instances_on_one_partition_at_once_export_each_signal_once(
         thread.join()
     assert errors == []
     check_destinations(customer, two_projects, sent, "5")
+
+
+def test_one_instance_exports_several_partitions_at_once(
+    service: Runtime, customer: Customer, two_projects: dict[str, Any]
+) -> None:
+    """The worker may run invocations in parallel threads: each partition's signals land once."""
+    from shared.eventhub import batch_from_trigger
+
+    sent = {
+        p: mixed_traffic(Producer(START), two_projects["alpha"], two_projects["beta"], 40) for p in "6789"
+    }
+    errors: list[BaseException] = []
+
+    def run(partition: str) -> None:
+        try:
+            for start in range(0, len(sent[partition]), 9):
+                service.exporter.export(
+                    batch_from_trigger(trigger_batch(partition, sent[partition][start : start + 9]))
+                )
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in sent]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for partition, events in sent.items():
+        lake = counts(customer.lake_files(two_projects["fs_a"]))
+        want = expected_adls(two_projects["lake"], "directory1/directory2", events, partition)
+        assert all(lake[key] == 1 for key in want), partition

@@ -37,8 +37,8 @@ def test_a_body_on_several_lines_is_compacted_to_one_with_the_same_value() -> No
     body = json.dumps(document, indent=2).encode()
     result = read(body.replace(b"\n", b"\r\n"))
     assert isinstance(result, Signal)
-    assert b"\n" not in result.line and b"\r" not in result.line
-    assert json.loads(result.line) == document
+    assert b"\n" not in result.data and b"\r" not in result.data
+    assert json.loads(result.data) == document
 
 
 @pytest.mark.parametrize(

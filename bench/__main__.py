@@ -1,0 +1,109 @@
+"""`python -m bench [--quick] [--only SECTION,...] [--out DIR]`: run the measurements, print the table,
+write results.json and throughput.png (default folder: bench/results, git-ignored)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from bench import coldstart, cpu, endtoend, memory, replay_drain, report, requests_per_batch
+from bench.common import Scale
+from bench.stack import Stack
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SECTIONS = ("cpu", "requests", "end_to_end", "replay", "cold_start", "memory")
+ON_STACK: dict[str, Callable[[Stack, Scale, Callable[[str], None]], dict[str, Any]]] = {
+    "requests": requests_per_batch.measure,
+    "end_to_end": endtoend.measure,
+    "replay": replay_drain.measure,
+    "cold_start": coldstart.measure,
+    "memory": memory.measure,
+}
+
+
+def run(scale: Scale, sections: tuple[str, ...], log: Callable[[str], None]) -> dict[str, Any]:
+    """Run the chosen measurements; the results as results.json holds them."""
+    started = time.monotonic()
+    load_start = os.getloadavg()[0]
+    results: dict[str, Any] = {"sections": {}}
+    seconds: dict[str, float] = {}
+    if "cpu" in sections:
+        log(report.SECTION_TITLES["cpu"])
+        mark = time.monotonic()
+        results["sections"]["cpu"] = cpu.measure(scale, log)
+        seconds["cpu"] = time.monotonic() - mark
+    if any(section in ON_STACK for section in sections):
+        log("starting Azurite and the ADLS Gen2 emulator")
+        mark = time.monotonic()
+        with Stack.start() as stack:
+            seconds["stack_start"] = time.monotonic() - mark
+            for name, measure in ON_STACK.items():
+                if name in sections:
+                    log(report.SECTION_TITLES[name])
+                    mark = time.monotonic()
+                    results["sections"][name] = measure(stack, scale, log)
+                    seconds[name] = time.monotonic() - mark
+    results["figures"] = {
+        figure["id"]: figure for section in results["sections"].values() for figure in section["figures"]
+    }
+    results["meta"] = {
+        "mode": "quick" if scale.quick else "full",
+        "finished": datetime.now(UTC).isoformat(),
+        "duration_s": time.monotonic() - started,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_start": load_start,
+        "load_end": os.getloadavg()[0],
+        "e2e_method": endtoend.METHOD,
+        "sections": list(results["sections"]),
+        "section_seconds": seconds,
+    }
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a few seconds: every figure, small and once")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections (default all: {','.join(SECTIONS)})",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where results.json and throughput.png go")
+    args = parser.parse_args(argv)
+    sections = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS)}")
+    console = Console(width=max(150, Console().width), record=True)
+
+    def log(message: str) -> None:
+        console.print(message, highlight=False, markup=False)
+
+    scale = Scale.small() if args.quick else Scale.full()
+    results = run(scale, sections, log)
+    console.export_text(clear=True)  # table.txt holds the tables, not the progress lines
+    console.print()
+    report.print_tables(results, console)
+    report.write_json(results, args.out / "results.json")
+    if "cpu" in results["sections"]:
+        report.plot(results["sections"]["cpu"], args.out / "throughput.png")
+    (args.out / "table.txt").write_text(console.export_text())
+    console.print(
+        f"wrote {args.out / 'results.json'}, {args.out / 'throughput.png'}, {args.out / 'table.txt'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
