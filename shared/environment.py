@@ -47,3 +47,8 @@ def flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     if raw in {"1", "true", "yes", "on"}:
         return True
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def listing(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated setting, blanks dropped (empty when unset)."""
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())

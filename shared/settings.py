@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shared.environment import SettingsError, flag, number
+from shared.environment import SettingsError, flag, listing, number
 from shared.health import HealthPolicy
 
 # Names of the service's own storage resources. Constants, not settings: the infrastructure creates them.
@@ -57,7 +57,7 @@ class Settings:
                 "AzureWebJobsStorage (a connection string) or AzureWebJobsStorage__blobServiceUri "
                 "(identity-based) must be set: the service keeps its exports, ledger and backlog there"
             )
-        suffixes = env.get("ALLOWED_STORAGE_SUFFIXES")
+        suffixes = listing(env, "ALLOWED_STORAGE_SUFFIXES")
         return cls(
             storage_connection=connection,
             storage_blob_uri=blob_uri,
@@ -72,9 +72,5 @@ class Settings:
             write_concurrency=int(number(env, "WRITE_CONCURRENCY", cls.write_concurrency, whole=True)),
             allow_private_webhooks=flag(env, "ALLOW_PRIVATE_WEBHOOKS"),
             health=HealthPolicy.from_env(env),
-            allowed_storage_suffixes=(
-                tuple(s.strip() for s in suffixes.split(",") if s.strip())
-                if suffixes
-                else Settings().allowed_storage_suffixes
-            ),
+            allowed_storage_suffixes=suffixes or Settings().allowed_storage_suffixes,
         )

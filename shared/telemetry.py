@@ -206,9 +206,7 @@ def _get() -> _Instruments:
 # -- recording -----------------------------------------------------------------------------------
 
 
-def record_batch(
-    report: BatchReport, *, written_at: datetime, earliest_enqueued: datetime | None
-) -> None:
+def record_batch(report: BatchReport, *, written_at: datetime, earliest_enqueued: datetime | None) -> None:
     """Count what one batch did, per export, and its latency: from the earliest enqueued time of its
     events to `written_at`, for each export the batch wrote to. `earliest_enqueued` is None for an
     empty batch."""

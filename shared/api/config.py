@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared.environment import flag
+from shared.environment import flag, listing
 
 
 @dataclass(frozen=True)
@@ -39,14 +39,10 @@ class ApiSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
         env = os.environ if env is None else env
         return cls(
-            issuers=_list(env.get("AUTH_ISSUER", "")),
-            audiences=_list(env.get("AUTH_AUDIENCE", "")),
+            issuers=listing(env, "AUTH_ISSUER"),
+            audiences=listing(env, "AUTH_AUDIENCE"),
             jwks_uri=env.get("AUTH_JWKS_URI", "").strip(),
             jwks=env.get("AUTH_JWKS", "").strip(),
             trust_app_service_auth=flag(env, "TRUST_APP_SERVICE_AUTH"),
         )
-
-
-def _list(raw: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
 

@@ -26,9 +26,9 @@ _KEY = (
     "changes."
 )
 SignalName = Annotated[str, Field(min_length=1, max_length=rules.MAX_SIGNAL_NAME)]
-SignalSelection = Literal["all"] | Annotated[
-    list[SignalName], Field(min_length=1, max_length=rules.MAX_SIGNALS)
-]
+SignalSelection = (
+    Literal["all"] | Annotated[list[SignalName], Field(min_length=1, max_length=rules.MAX_SIGNALS)]
+)
 
 
 class AdlsDestinationIn(BaseModel):

@@ -107,8 +107,7 @@ def list_exports(project_id: ProjectId, ops: Operations) -> ExportList:
     return ExportList(value=[export_out(r) for r in ops.list(frozenset({project_id}))])
 
 
-@router.get(EXPORT, response_model=ExportOut,
-    response_model_exclude_none=True, summary="Read an export")
+@router.get(EXPORT, response_model=ExportOut, response_model_exclude_none=True, summary="Read an export")
 def get_export(project_id: ProjectId, export_id: ExportId, response: Response, ops: Operations) -> ExportOut:
     return _answer(response, ops.get(project_id, export_id))
 

@@ -71,9 +71,7 @@ def storage_uri(value: str, kind: str) -> StorageUri:
     if scheme not in {"http", "https"} or not host:
         raise _error("InvalidStorageUri", f"destination.uri must be a URL like {shape}")
     if parsed.username is not None or parsed.password is not None or parsed.query or parsed.fragment:
-        raise _error(
-            "InvalidStorageUri", "destination.uri must not carry credentials, a query or a fragment"
-        )
+        raise _error("InvalidStorageUri", "destination.uri must not carry credentials, a query or a fragment")
     netloc = f"[{host}]" if ":" in host else host
     if is_local_host(host):
         account = parsed.path.strip("/")
