@@ -20,18 +20,19 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import azure.functions as func
-from azure.functions import meta
-from azure.functions.eventhub import EventHubTriggerConverter
 from azure.storage.blob import BlobServiceClient
 from azure.storage.filedatalake import DataLakeServiceClient
 
 from devstack.azurite import ACCOUNT, KEY, Azurite, free_port
+from devstack.events import HubContext, HubEvent
+from devstack.events import trigger_events as hub_trigger_events
+from devstack.functions import indexed
 from shared.model import AdlsDestination, BlobDestination, Destination, Export, Granularity, Secret
 from shared.requests import RequestCounter
 from shared.runtime import Runtime
@@ -229,11 +230,6 @@ def create_export(
 # -- batches as the Functions worker hands them to export_signals ----------------------------------
 
 
-@dataclass
-class _Bodies:
-    bytes: list[bytes]
-
-
 @dataclass(frozen=True)
 class Sent:
     body: bytes
@@ -243,54 +239,14 @@ class Sent:
 
 
 def trigger_events(partition: str, sent: Sequence[Sent], hub: str = "signals") -> list[func.EventHubEvent]:
-    """The `list[EventHubEvent]` the worker builds for a cardinality-many trigger (its own converter),
-    as tests/support.trigger_batch does; `shared.eventhub.batch_from_trigger` reads it back."""
-    system = [
-        {
-            "EnqueuedTimeUtc": event.enqueued.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-            "SequenceNumber": event.sequence,
-            "Offset": str(event.sequence),
-            "PartitionKey": None,
-        }
-        for event in sent
-    ]
-    metadata = {
-        "SystemPropertiesArray": meta.Datum(json.dumps(system), "json"),
-        "PropertiesArray": meta.Datum(json.dumps([{"projectId": e.project} for e in sent]), "json"),
-        "PartitionContext": meta.Datum(
-            json.dumps(
-                {
-                    "EventHubName": hub,
-                    "ConsumerGroup": "$Default",
-                    "FullyQualifiedNamespace": "localhost",
-                    "PartitionId": partition,
-                }
-            ),
-            "json",
-        ),
-    }
-    data = meta.Datum(_Bodies([e.body for e in sent]), "collection_bytes")
-    events = EventHubTriggerConverter.decode(data, trigger_metadata=metadata)
-    assert isinstance(events, list)
-    return events
+    """The `list[EventHubEvent]` the worker builds for a cardinality-many trigger (devstack.events)."""
+    events = [HubEvent(e.body, {"projectId": e.project}, e.sequence, e.enqueued) for e in sent]
+    return hub_trigger_events(partition, events, HubContext(hub=hub))
 
 
 def registered(name: str) -> Callable[..., Any]:
-    """A function as `function_app.py` registers it: what the host calls (as tests/support does)."""
-    import function_app
-
-    functions = {f.get_function_name(): f for f in _indexed(function_app)}
-    return functions[name].get_user_function()  # type: ignore[no-any-return]
-
-
-_INDEX: list[Any] = []
-
-
-def _indexed(module: Any) -> list[Any]:
-    """`app.get_functions()` may run once per process (the worker indexes once), so keep its answer."""
-    if not _INDEX:
-        _INDEX.extend(module.app.get_functions())
-    return _INDEX
+    """A function as `function_app.py` registers it: what the host calls."""
+    return indexed()[name].get_user_function()  # type: ignore[no-any-return]
 
 
 def run_python(code_or_args: list[str], env: dict[str, str] | None = None) -> str:

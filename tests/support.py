@@ -5,19 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import azure.functions as func
-from azure.functions import meta
-from azure.functions.eventhub import EventHubTriggerConverter
 
+from devstack.events import HubEvent, trigger_events
 from devstack.functions import indexed
-
-
-@dataclass
-class _Bodies:
-    bytes: list[bytes]
 
 
 @dataclass(frozen=True)
@@ -32,34 +26,7 @@ class Sent:
 
 def trigger_batch(partition: str, sent: Sequence[Sent]) -> list[func.EventHubEvent]:
     """The list of EventHubEvent the worker builds for a cardinality-many trigger, metadata included."""
-    system = [
-        {
-            "EnqueuedTimeUtc": event.enqueued.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-            "SequenceNumber": event.sequence,
-            "Offset": str(event.sequence * 1000),
-            "PartitionKey": None,
-        }
-        for event in sent
-    ]
-    metadata = {
-        "SystemPropertiesArray": meta.Datum(json.dumps(system), "json"),
-        "PropertiesArray": meta.Datum(json.dumps([dict(e.properties) for e in sent]), "json"),
-        "PartitionContext": meta.Datum(
-            json.dumps(
-                {
-                    "EventHubName": "signals",
-                    "ConsumerGroup": "$Default",
-                    "FullyQualifiedNamespace": "local.servicebus.windows.net",
-                    "PartitionId": partition,
-                }
-            ),
-            "json",
-        ),
-    }
-    data = meta.Datum(_Bodies([e.body for e in sent]), "collection_bytes")
-    events = EventHubTriggerConverter.decode(data, trigger_metadata=metadata)
-    assert isinstance(events, list)
-    return events
+    return trigger_events(partition, [HubEvent(e.body, e.properties, e.sequence, e.enqueued) for e in sent])
 
 
 def signal(project: str, name: str, index: int, **fields: Any) -> tuple[bytes, dict[str, Any]]:
