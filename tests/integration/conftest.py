@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.filedatalake import DataLakeServiceClient
 
+from devstack.adls_emulator import AdlsEmulator, Fault
 from devstack.azurite import Azurite
 from shared.model import AdlsDestination, BlobDestination, Export, Granularity, Secret
 from shared.runtime import Runtime
@@ -137,3 +140,35 @@ def all_lines(files: dict[str, list[bytes]]) -> Counter[bytes]:
 def run_health_check() -> None:
     """The timer function, as registered."""
     registered("check_health")(None)
+
+
+REGENERATED_KEY = base64.b64encode(b"a regenerated key for the account").decode()
+
+
+@contextmanager
+def regenerated_key(lake: AdlsEmulator) -> Iterator[str]:
+    """The customer regenerated the lake account's key: exports holding the old one fail."""
+    lake.set_account_key(LAKE_CUSTOMER, REGENERATED_KEY)
+    try:
+        yield REGENERATED_KEY
+    finally:
+        lake.set_account_key(LAKE_CUSTOMER, LAKE_CUSTOMER_KEY)
+
+
+@contextmanager
+def server_busy(lake: AdlsEmulator, filesystem: str) -> Iterator[None]:
+    """The lake account answers appends in a filesystem with 503 ServerBusy (its request rate limit)."""
+    fault = lake.add_fault(
+        Fault(
+            status=503,
+            code="ServerBusy",
+            message="Busy",
+            operations={"append"},
+            account=LAKE_CUSTOMER,
+            path_prefix=filesystem,
+        )
+    )
+    try:
+        yield
+    finally:
+        lake.remove_fault(fault)

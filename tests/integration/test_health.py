@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
 import hmac
@@ -17,7 +16,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.filedatalake import DataLakeServiceClient
 
-from devstack.adls_emulator import AdlsEmulator, Fault
+from devstack.adls_emulator import AdlsEmulator
 from devstack.azurite import ACCOUNT, KEY, Azurite
 from shared.health_view import health_view
 from shared.model import Export, ExportStatus, Secret
@@ -25,12 +24,19 @@ from shared.requests import RequestCounter
 from shared.runtime import Runtime, use_runtime
 from shared.settings import BACKLOG_CONTAINER
 from tests.conftest import BLOB_CUSTOMER, BLOB_CUSTOMER_KEY, LAKE_CUSTOMER, LAKE_CUSTOMER_KEY
-from tests.integration.conftest import Customer, Traffic, all_lines, run_health_check
+from tests.integration.conftest import (
+    REGENERATED_KEY,
+    Customer,
+    Traffic,
+    all_lines,
+    regenerated_key,
+    run_health_check,
+    server_busy,
+)
 from tests.support import registered_functions
 
 pytestmark = pytest.mark.integration
 
-NEW_KEY = base64.b64encode(b"a regenerated key for the account").decode()
 DAY = 86_400.0
 
 
@@ -79,16 +85,13 @@ def test_a_regenerated_adls_key_postpones_the_export_and_keeps_every_signal(
     exported = traffic.send(20)
     run_health_check()
     assert status(service, export) is ExportStatus.ACTIVE
-    lake.set_account_key(LAKE_CUSTOMER, NEW_KEY)
-    try:
+    with regenerated_key(lake):
         failed = traffic.send(15)
         run_health_check()
         assert status(service, export) is ExportStatus.POSTPONED
         after_cache(service)
         held = traffic.send(10)
         view = health_view(service, export.project_id, export.export_id)
-    finally:
-        lake.set_account_key(LAKE_CUSTOMER, LAKE_CUSTOMER_KEY)
     assert all_lines(customer.lake_files(fs)) == traffic.lines(exported)
     assert backlog_lines(azurite, export) == traffic.lines(failed + held)
     assert view["status"] == "postponed" and view["cause"] == "authentication-failed"
@@ -98,7 +101,7 @@ def test_a_regenerated_adls_key_postpones_the_export_and_keeps_every_signal(
     assert (counters["exported"], counters["backlogged"]) == (20, 25)
     assert view["lastErrorCode"] == "AuthenticationFailed"
     assert view["history"][-1]["to"] == "postponed"
-    assert NEW_KEY not in json.dumps(view) and LAKE_CUSTOMER_KEY not in json.dumps(view)
+    assert REGENERATED_KEY not in json.dumps(view) and LAKE_CUSTOMER_KEY not in json.dumps(view)
 
 
 def test_a_regenerated_blob_key_postpones_the_export(
@@ -113,7 +116,7 @@ def test_a_regenerated_blob_key_postpones_the_export(
     export = create_export(traffic.project, "ai", customer.blob(container))
     traffic.send(5)
     run_health_check()
-    azurite.restart(accounts={ACCOUNT: KEY, BLOB_CUSTOMER: NEW_KEY})
+    azurite.restart(accounts={ACCOUNT: KEY, BLOB_CUSTOMER: REGENERATED_KEY})
     try:
         traffic.send(5)
         run_health_check()
@@ -169,17 +172,7 @@ def test_throttling_postpones_only_when_it_persists_and_resumes_by_itself(
     export = create_export(traffic.project, "lake", customer.adls(fs, ""))
     traffic.send(5)
     run_health_check()
-    fault = lake.add_fault(
-        Fault(
-            status=503,
-            code="ServerBusy",
-            message="Busy",
-            operations={"append"},
-            account=LAKE_CUSTOMER,
-            path_prefix=fs,
-        )
-    )
-    try:
+    with server_busy(lake, fs):
         for check in range(3):
             traffic.send(3)
             run_health_check()
@@ -188,8 +181,6 @@ def test_throttling_postpones_only_when_it_persists_and_resumes_by_itself(
         view = health_view(service, export.project_id, export.export_id)
         assert view["cause"] == "throttled" and any("Metrics" in hint for hint in view["hints"])
         run_health_check()  # the probe only reads: the account answers reads, so it resumes
-    finally:
-        lake.remove_fault(fault)
     assert status(service, export) is ExportStatus.ACTIVE
     assert health_view(service, export.project_id, export.export_id)["history"][-1]["reason"].endswith(
         "resumed by the service."
@@ -229,8 +220,7 @@ def test_after_seven_days_postponed_the_export_is_disabled_and_its_backlog_expir
     fs = f"week{traffic.project[-8:]}"
     export = create_export(traffic.project, "lake", customer.adls(fs, ""))
     start = service.clock()
-    lake.set_account_key(LAKE_CUSTOMER, NEW_KEY)
-    try:
+    with regenerated_key(lake):
         traffic.send(7)
         run_health_check()
         after_cache(service)
@@ -245,8 +235,6 @@ def test_after_seven_days_postponed_the_export_is_disabled_and_its_backlog_expir
         traffic.send(4)
         service.clock = lambda: start + 8.5 * DAY
         run_health_check()
-    finally:
-        lake.set_account_key(LAKE_CUSTOMER, LAKE_CUSTOMER_KEY)
     view = health_view(service, export.project_id, export.export_id, now=start + 8.5 * DAY)
     counters = view["counters"]
     assert (counters["backlogged"], counters["lost"], counters["dropped"]) == (10, 10, 4)
@@ -291,12 +279,9 @@ def test_a_state_change_is_posted_signed_to_the_exports_webhook(
     )
     local.destinations.prepare(export.destination)
     local.store.put(export)
-    lake.set_account_key(LAKE_CUSTOMER, NEW_KEY)
-    try:
+    with regenerated_key(lake):
         traffic.send(3)
         run_health_check()
-    finally:
-        lake.set_account_key(LAKE_CUSTOMER, LAKE_CUSTOMER_KEY)
     (call,) = webhook
     event = json.loads(call["body"])
     assert (event["exportId"], event["from"], event["to"], event["cause"]) == (

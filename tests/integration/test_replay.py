@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,23 +20,11 @@ from shared.model import Export, ExportStatus
 from shared.replay import ResumeRefused, landed_at, resume
 from shared.runtime import Runtime
 from shared.settings import BACKLOG_CONTAINER
-from tests.conftest import LAKE_CUSTOMER, LAKE_CUSTOMER_KEY
-from tests.integration.conftest import Customer, Traffic, all_lines, run_health_check
+from tests.conftest import LAKE_CUSTOMER
+from tests.integration.conftest import Customer, Traffic, all_lines, regenerated_key, run_health_check
 from tests.support import registered
 
 pytestmark = pytest.mark.integration
-
-WRONG = base64.b64encode(b"not the key of the lake account xx").decode()
-
-
-@contextmanager
-def wrong_key(lake: AdlsEmulator) -> Iterator[None]:
-    """The customer regenerated the account key: the export's key no longer works."""
-    lake.set_account_key(LAKE_CUSTOMER, WRONG)
-    try:
-        yield
-    finally:
-        lake.set_account_key(LAKE_CUSTOMER, LAKE_CUSTOMER_KEY)
 
 
 def runner(service: Runtime, **options: Any) -> QueueRunner:
@@ -66,7 +52,7 @@ def postponed(
     export = create_export(traffic.project, "lake", customer.adls(fs, "signals"))
     traffic.send(10)
     run_health_check()
-    with wrong_key(lake):
+    with regenerated_key(lake):
         traffic.send(15)
         run_health_check()
         service.registry.invalidate()
@@ -101,7 +87,7 @@ def test_resume_is_refused_while_the_destination_still_fails(
 ) -> None:
     """A resume with the key still wrong changes nothing and says what to check."""
     export = postponed["export"]
-    with wrong_key(lake), pytest.raises(ResumeRefused) as refused:
+    with regenerated_key(lake), pytest.raises(ResumeRefused) as refused:
         resume(service, export)
     assert refused.value.cause == "authentication-failed" and refused.value.hints
     assert service.store.get(export.project_id, export.export_id)[0].status is ExportStatus.POSTPONED
@@ -148,7 +134,7 @@ def test_a_destination_failing_during_replay_ends_in_poison_and_a_new_resume_pic
     """Replay fails 5 times: poison queue, shown in health; fixed and resumed again: all written once."""
     export = postponed["export"]
     resume(service, export)
-    with wrong_key(lake):
+    with regenerated_key(lake):
         failing = runner(service)
         failing.drain()
     assert (

@@ -15,7 +15,7 @@ from azure.storage.blob import BlobServiceClient
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from devstack.adls_emulator import AdlsEmulator, Fault
+from devstack.adls_emulator import AdlsEmulator
 from devstack.azurite import KEY as SERVICE_ACCOUNT_KEY
 from devstack.azurite import Azurite
 from shared import telemetry
@@ -24,14 +24,20 @@ from shared.model import Export, ExportStatus
 from shared.pipeline import BatchReport
 from shared.runtime import Runtime
 from shared.settings import BACKLOG_CONTAINER
-from tests.conftest import BLOB_CUSTOMER_KEY, LAKE_CUSTOMER, LAKE_CUSTOMER_KEY, SERVICE_KEY
-from tests.integration.conftest import Customer, Traffic, run_health_check
+from tests.conftest import BLOB_CUSTOMER_KEY, LAKE_CUSTOMER_KEY, SERVICE_KEY
+from tests.integration.conftest import (
+    REGENERATED_KEY,
+    Customer,
+    Traffic,
+    regenerated_key,
+    run_health_check,
+    server_busy,
+)
 from tests.support import Producer, Sent, registered, signal, trigger_batch
 from tests.unit.test_telemetry import by, metric_points, per_export
 
 pytestmark = pytest.mark.integration
 
-NEW_KEY = base64.b64encode(b"a regenerated key for the account").decode()
 
 BAD = [
     (b'{"name":"broken"', "not-json"),
@@ -133,7 +139,11 @@ def test_a_batch_is_counted_per_export_as_it_was_written(
     earliest = min(event.enqueued for event in sent)
     for point in latency.values():
         assert point.count == 1
-        assert (before - earliest).total_seconds() * 1000 <= point.max <= (after - earliest).total_seconds() * 1000
+        assert (
+            (before - earliest).total_seconds() * 1000
+            <= point.max
+            <= (after - earliest).total_seconds() * 1000
+        )
     assert sum(by(points["signals_dead_lettered"], "reason").values()) == report.dead_lettered == 5
 
 
@@ -168,25 +178,10 @@ def test_write_failures_are_counted_by_cause_in_signals(
     busy = create_export(traffic.project, "busy", customer.adls(busy_fs, ""), signals=["view"])
     producer = Producer(datetime.now(UTC) - timedelta(seconds=30))
     sent = [producer.send(*signal(traffic.project, ("click", "view")[i % 2], i)) for i in range(8)]
-    fault = lake.add_fault(
-        Fault(
-            status=503,
-            code="ServerBusy",
-            message="Busy",
-            operations={"append"},
-            account=LAKE_CUSTOMER,
-            path_prefix=busy_fs,
-        )
-    )
-    try:
+    with server_busy(lake, busy_fs):
         first = export_batch(service, "0", sent[:4])
-    finally:
-        lake.remove_fault(fault)
-    lake.set_account_key(LAKE_CUSTOMER, NEW_KEY)
-    try:
+    with regenerated_key(lake):
         second = export_batch(service, "0", sent[4:])
-    finally:
-        lake.set_account_key(LAKE_CUSTOMER, LAKE_CUSTOMER_KEY)
     points = metric_points(reader)
     failures = by(points["export_write_failures"], "export_id", "cause")
     assert failures == {
@@ -216,11 +211,8 @@ def test_the_health_check_records_each_exports_backlog(
     fs = f"fs{traffic.project[-8:]}"
     held = create_export(traffic.project, "held", customer.adls(fs, "held"))
     clean = create_export(traffic.project, "clean", customer.blob(f"ai{traffic.project[-8:]}"))
-    lake.set_account_key(LAKE_CUSTOMER, NEW_KEY)
-    try:
+    with regenerated_key(lake):
         traffic.send(6)
-    finally:
-        lake.set_account_key(LAKE_CUSTOMER, LAKE_CUSTOMER_KEY)
     run_health_check()
     now = service.clock()
     telemetry.record_health(service.health_records.all().values(), now=now)
@@ -250,12 +242,9 @@ def test_the_health_check_records_the_signals_waiting_in_each_backlog(
     """backlog_signals (what the workbook's backlog chart and health table read) per export."""
     fs = f"fs{traffic.project[-8:]}"
     held = create_export(traffic.project, "held", customer.adls(fs, "held"))
-    lake.set_account_key(LAKE_CUSTOMER, NEW_KEY)
-    try:
+    with regenerated_key(lake):
         traffic.send(6)
         traffic.send(3)
-    finally:
-        lake.set_account_key(LAKE_CUSTOMER, LAKE_CUSTOMER_KEY)
     run_health_check()
     telemetry.record_health(service.health_records.all().values(), now=service.clock())
     points = metric_points(reader)
@@ -278,18 +267,15 @@ def test_no_log_record_of_a_batch_or_a_health_check_holds_a_key(
     create_export(traffic.project, "ai", customer.blob(f"ai{traffic.project[-8:]}"))
     caplog.set_level(logging.DEBUG)
     traffic.send(5)
-    lake.set_account_key(LAKE_CUSTOMER, NEW_KEY)
-    try:
+    with regenerated_key(lake):
         traffic.send(5)
         run_health_check()
-    finally:
-        lake.set_account_key(LAKE_CUSTOMER, LAKE_CUSTOMER_KEY)
     bad = Producer(datetime.now(UTC), first_sequence=1000)
     registered("export_signals")(trigger_batch("0", [bad.send(b"not json", {"projectId": traffic.project})]))
 
     secrets = {
         "customer lake key": LAKE_CUSTOMER_KEY,
-        "regenerated key": NEW_KEY,
+        "regenerated key": REGENERATED_KEY,
         "customer blob key": BLOB_CUSTOMER_KEY,
         "service account key": SERVICE_ACCOUNT_KEY,
         "key-encryption key": SERVICE_KEY,
