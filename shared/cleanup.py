@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from azure.core.exceptions import ResourceNotFoundError
 
+from shared import ledger
 from shared.backlog import list_backlog
 
 if TYPE_CHECKING:
@@ -24,9 +25,7 @@ log = logging.getLogger("signals_export.cleanup")
 def forget_export(runtime: Runtime, project_id: str, export_id: str) -> int:
     """Remove a deleted export's service-side state; return how many backlog files were discarded."""
     runtime.health_records.delete(project_id, export_id)
-    row = f"{project_id}|{export_id}"
-    for entity in runtime.ledger_table.query_entities("RowKey eq @r", parameters={"r": row}):
-        runtime.ledger_table.delete_entity(entity["PartitionKey"], row)
+    ledger.forget(runtime.ledger_table, project_id, export_id)
     discarded = 0
     for blob in list_backlog(runtime.backlog_container, project_id, export_id):
         try:

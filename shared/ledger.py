@@ -162,8 +162,7 @@ class PartitionLedger:
         wanted = set(only) if only is not None else None
         entries: dict[ExportKey, LedgerEntry] = {}
         for entity in entities:
-            project_id, _, export_id = str(entity["RowKey"]).partition("|")
-            key = (project_id, export_id)
+            key = _export_key(entity)
             if wanted is None or key in wanted:
                 entries[key] = _from_entity(entity)
         return entries
@@ -189,7 +188,7 @@ def _to_entity(partition_key: str, project_id: str, export_id: str, entry: Ledge
     text = orjson.dumps(
         {k: [r.state.length, r.state.last_sequence, r.bucket_end] for k, r in entry.files.items()}
     ).decode()
-    entity: dict[str, Any] = {"PartitionKey": partition_key, "RowKey": f"{project_id}|{export_id}"}
+    entity: dict[str, Any] = {"PartitionKey": partition_key, "RowKey": row_key(project_id, export_id)}
     chunks = [text[i : i + _PROPERTY_CHARS] for i in range(0, len(text), _PROPERTY_CHARS)] or [""]
     entity["parts"] = len(chunks)
     for index, chunk in enumerate(chunks):
@@ -216,13 +215,31 @@ def read_all(table: TableClient) -> dict[ExportKey, list[LedgerEntry]]:
     """Every partition's entry, by export: what the health check sums over."""
     entries: dict[ExportKey, list[LedgerEntry]] = {}
     for entity in table.list_entities():
-        project_id, _, export_id = str(entity["RowKey"]).partition("|")
-        entries.setdefault((project_id, export_id), []).append(_from_entity(entity))
+        entries.setdefault(_export_key(entity), []).append(_from_entity(entity))
     return entries
 
 
 def read_partitions_of(table: TableClient, project_id: str, export_id: str) -> list[LedgerEntry]:
     """One export's entries across partitions (a query on the RowKey: a table scan, fine for the
     occasional health view; the health check reads everything at once with `read_all`)."""
-    entities = table.query_entities("RowKey eq @r", parameters={"r": f"{project_id}|{export_id}"})
-    return [_from_entity(entity) for entity in entities]
+    return [_from_entity(entity) for entity in _entities_of(table, project_id, export_id)]
+
+
+def forget(table: TableClient, project_id: str, export_id: str) -> None:
+    """Delete one export's entries in every partition (the export was deleted)."""
+    row = row_key(project_id, export_id)
+    for entity in _entities_of(table, project_id, export_id):
+        table.delete_entity(entity["PartitionKey"], row)
+
+
+def row_key(project_id: str, export_id: str) -> str:
+    return f"{project_id}|{export_id}"
+
+
+def _export_key(entity: Any) -> ExportKey:
+    project_id, _, export_id = str(entity["RowKey"]).partition("|")
+    return (project_id, export_id)
+
+
+def _entities_of(table: TableClient, project_id: str, export_id: str) -> Any:
+    return table.query_entities("RowKey eq @r", parameters={"r": row_key(project_id, export_id)})
