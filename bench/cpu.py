@@ -5,7 +5,7 @@ route by project, filter by name, group by destination file, encode each file's 
 the ledger (the real `PartitionLedger` over a table stand-in that answers at once); the file writes run
 in the exporter's thread pool as in production. Throughput is in signals per CPU second of the process
 (`time.process_time`: every thread's CPU, which other jobs on the machine do not inflate). Side by
-side, on the same batches, round by round:
+side, round by round, each on fresh batches of the same bodies (as a trigger receives them):
 
 - the limit reference: the least work any correct exporter must do per signal: validate the body as a
   JSON object and read its `name` (pysimdjson), then join the bodies into one buffer per destination;
@@ -246,35 +246,45 @@ class Case:
 
     def calibrate(self) -> None:
         """How many batches one timed sample runs, per approach (at least `sample_seconds` long)."""
-        runs: dict[str, Callable[[], Any]] = {
-            "exporter": lambda: self.exporter.export(self.batch()),
-            "limit": lambda: limit_reference(self.reference_batch, self.selections),
-            "usual": lambda: usual_approach(self.reference_batch, self.selections),
-        }
         if self.sample_seconds <= 0:
             return  # quick: one batch per sample
-        for name, run in runs.items():
+        for name, run in self.runs().items():
+            batch = self.batch()
             start = time.process_time()
-            run()
+            run(batch)
             once = time.process_time() - start
             self.rounds[name] = max(1, math.ceil(self.sample_seconds / max(once, 1e-6)))
 
     def sample(self, name: str) -> float:
-        """Signals per second over one timed sample of whole batches."""
+        """Signals per second over one timed sample of whole batches.
+
+        Every approach runs on batches built for the sample, one fresh batch per round, as a trigger
+        receives them: a single batch run again and again would sit in the CPU cache and flatter
+        whichever approach got it."""
         rounds = self.rounds[name]
+        run = self.runs()[name]
+        batches = [self.batch() for _ in range(rounds)]
         gc.collect()
-        if name == "exporter":
-            batches = [self.batch() for _ in range(rounds)]
-            start = time.process_time()
-            for batch in batches:
-                self.exporter.export(batch)
-        else:
-            reference = limit_reference if name == "limit" else usual_approach
-            start = time.process_time()
-            for _ in range(rounds):
-                reference(self.reference_batch, self.selections)
+        start = time.process_time()
+        for batch in batches:
+            run(batch)
         elapsed = time.process_time() - start
         return rounds * self.events / elapsed
+
+    def runs(self) -> dict[str, Callable[[EventBatch], Any]]:
+        return {
+            "exporter": self.exporter.export,
+            "limit": partial(_reference, limit_reference, self.selections),
+            "usual": partial(_reference, usual_approach, self.selections),
+        }
+
+
+def _reference(
+    approach: Callable[[EventBatch, Sequence[frozenset[str] | None]], None],
+    selections: Sequence[frozenset[str] | None],
+    batch: EventBatch,
+) -> None:
+    approach(batch, selections)
 
 
 def measure(scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
-from shared.delivery import FileSink, FileState, Line, LineLike, deliver
+from shared.delivery import FileSink, FileState, Line, deliver
 from shared.layout import FileTarget, destination_id
 from shared.model import Export
 
@@ -48,18 +48,18 @@ class BacklogFile:
         return LEDGER_PREFIX + self.path
 
 
-def backlog_lines(lines: Sequence[LineLike]) -> list[Line]:
+def backlog_lines(lines: Sequence[Line]) -> list[Line]:
     """Signal lines as backlog lines: the sequence number travels with each signal."""
-    return [Line(line.sequence, b"%d\t%s" % (line.sequence, line.data)) for line in lines]
+    return [(sequence, b"%d\t%s" % (sequence, data)) for sequence, data in lines]
 
 
 def parse_backlog_line(row: bytes) -> Line:
     """One backlog line back into the signal line and its sequence number."""
     sequence, _, data = row.partition(b"\t")
-    return Line(int(sequence), data)
+    return int(sequence), data
 
 
-def keep(sink: FileSink, file: BacklogFile, lines: Sequence[LineLike], state: FileState | None) -> FileState:
+def keep(sink: FileSink, file: BacklogFile, lines: Sequence[Line], state: FileState | None) -> FileState:
     """Append signals to the backlog, exactly once."""
     return deliver(sink, file.path, backlog_lines(lines), state)
 

@@ -12,8 +12,10 @@ this writer's signals up to `last_sequence`, in order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Protocol
 
 MAX_POSITION_CONFLICTS = 8
@@ -34,22 +36,21 @@ class FileState:
 EMPTY = FileState(0, -1)
 
 
-@dataclass(slots=True)
-class Line:
-    """A signal line to write, with the sequence number it is known by (treat as immutable)."""
+Line = tuple[int, bytes]
+"""A line to write: the sequence number it is known by, and its bytes without the newline.
 
-    sequence: int
-    data: bytes  # without the newline
+A plain tuple, not a class: the export path makes one per signal, and a tuple costs a fraction of any
+class instance to build. Lines handed to delivery are in ascending sequence order."""
+
+_SEQUENCE = itemgetter(0)
+_DATA = itemgetter(1)
 
 
-class LineLike(Protocol):
-    """Anything with a sequence number and a line: a Line, or a shared.signals.Signal itself."""
-
-    @property
-    def sequence(self) -> int: ...
-
-    @property
-    def data(self) -> bytes: ...
+def lines_after(lines: Sequence[Line], last_sequence: int) -> Sequence[Line]:
+    """The lines after `last_sequence` (the lines themselves when all are: no copy)."""
+    if not lines or lines[0][0] > last_sequence:
+        return lines
+    return lines[bisect_right(lines, last_sequence, key=_SEQUENCE) :]
 
 
 class PositionConflict(Exception):
@@ -83,12 +84,24 @@ class ConflictsPersist(Exception):
     """The file kept moving under this writer; the batch goes to the backlog rather than spin."""
 
 
-def deliver(sink: FileSink, path: str, lines: Sequence[LineLike], state: FileState | None) -> FileState:
+def encode(lines: Sequence[Line]) -> bytes:
+    """The bytes that append these lines: each line and its newline, in one copy."""
+    return b"\n".join([*map(_DATA, lines), b""])
+
+
+def deliver(
+    sink: FileSink,
+    path: str,
+    lines: Sequence[Line],
+    state: FileState | None,
+    encoded: Callable[[Sequence[Line]], bytes] = encode,
+) -> FileState:
     """Write the lines not yet in the file, once, and return the file's new state.
 
-    `state` is the ledger's view, or None when the ledger has no record of the file.
+    `state` is the ledger's view, or None when the ledger has no record of the file. `encoded` gives
+    the payload of a list of lines (a caller writing the same lines to several files encodes once).
     """
-    pending = [line for line in lines if state is None or line.sequence > state.last_sequence]
+    pending = lines if state is None else lines_after(lines, state.last_sequence)
     if not pending:
         return state if state is not None else EMPTY
     if state is None:
@@ -96,7 +109,7 @@ def deliver(sink: FileSink, path: str, lines: Sequence[LineLike], state: FileSta
     for _ in range(MAX_POSITION_CONFLICTS):
         if not pending:
             return state
-        payload = b"\n".join([*(line.data for line in pending), b""])  # one copy of each line
+        payload = encoded(pending)
         try:
             length = sink.append(path, payload, state.length)
         except FileGone:
@@ -106,11 +119,11 @@ def deliver(sink: FileSink, path: str, lines: Sequence[LineLike], state: FileSta
         except PositionConflict:
             state, pending = _catch_up(sink, path, state, pending)
             continue
-        return FileState(length, pending[-1].sequence)
+        return FileState(length, pending[-1][0])
     raise ConflictsPersist(f"{path} changed under the writer {MAX_POSITION_CONFLICTS} times")
 
 
-def _adopt(sink: FileSink, path: str, pending: list[LineLike]) -> tuple[FileState, list[LineLike]]:
+def _adopt(sink: FileSink, path: str, pending: Sequence[Line]) -> tuple[FileState, Sequence[Line]]:
     """Start on a file the ledger does not know: create it, or learn what of ours it already holds."""
     if sink.create(path):
         return EMPTY, pending
@@ -121,8 +134,8 @@ def _adopt(sink: FileSink, path: str, pending: list[LineLike]) -> tuple[FileStat
 
 
 def _catch_up(
-    sink: FileSink, path: str, state: FileState, pending: list[LineLike]
-) -> tuple[FileState, list[LineLike]]:
+    sink: FileSink, path: str, state: FileState, pending: Sequence[Line]
+) -> tuple[FileState, Sequence[Line]]:
     length = sink.length(path)
     if length is None:
         sink.create(path)
@@ -134,8 +147,8 @@ def _catch_up(
 
 
 def reconcile(
-    region: bytes, state: FileState, pending: Sequence[LineLike], *, anchored: bool
-) -> tuple[FileState, list[LineLike]]:
+    region: bytes, state: FileState, pending: Sequence[Line], *, anchored: bool
+) -> tuple[FileState, list[Line]]:
     """Account for a region of the file that this writer did not record. Pure.
 
     `region` starts at `state.length`. Anchored, it must start with the first pending line (it was
@@ -145,18 +158,18 @@ def reconcile(
     """
     rows = region.split(b"\n")
     complete = rows[:-1]  # a region written by appends of whole lines ends with a newline
-    start = 0 if anchored else _find(complete, pending[0].data if pending else b"")
+    start = 0 if anchored else _find(complete, pending[0][1] if pending else b"")
     matched = 0
     if start is not None:
         while (
             start + matched < len(complete)
             and matched < len(pending)
-            and complete[start + matched] == pending[matched].data
+            and complete[start + matched] == pending[matched][1]
         ):
             matched += 1
     if matched == 0:
         return FileState(state.length + len(region), state.last_sequence), list(pending)
-    last = pending[matched - 1].sequence
+    last = pending[matched - 1][0]
     assert start is not None
     if matched == len(pending) and start + matched < len(complete):
         # Everything of ours is there and more follows: a writer ahead of us. Stop after our part.

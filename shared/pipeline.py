@@ -12,23 +12,27 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import chain
+from operator import itemgetter
 
 from azure.storage.blob import ContainerClient
 
 from shared.backlog import BacklogFile, keep, mark_uncertain
 from shared.deadletter import DeadLetters
-from shared.delivery import FileSink, FileState, LineLike, deliver
+from shared.delivery import FileSink, FileState, Line, deliver, encode, lines_after
 from shared.layout import FileTarget, file_for
 from shared.ledger import ExportKey, FileRecord, PartitionLedger
 from shared.model import Destination, Export, ExportStatus
 from shared.outcomes import Cause, WriteFailure
-from shared.signals import IncomingEvent, Rejection, Signal, SignalReader
+from shared.signals import Group, IncomingEvent, SignalReader
 from shared.sinks import AppendBlobSink, write_with_retry
 
 log = logging.getLogger("signals_export.pipeline")
+_SEQUENCE = itemgetter(0)
+_DATA = itemgetter(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,27 +93,51 @@ class BatchReport:
     dead_letter_reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
+# Routing: a signal's files depend only on its group (project, name, enqueued minute: shared.signals).
+# So a signal costs one append, to its group; the exports and files are looked up once per group (a
+# _Plan, kept across batches), and each file's lines are its groups' lines merged in sequence order,
+# once per set of groups: exports that select the same names share one list, and one encoding of it.
+
+
 @dataclass(slots=True)
 class _Work:
+    """One destination file's part of a batch."""
+
     export: Export
     target: FileTarget
-    lines: list[LineLike]
-    size: int = 0  # bytes of `lines` as written (with their newlines), summed once routing is done
+    groups: list[list[Line]] = field(default_factory=list)  # the lines of each group it takes
+    lines: list[Line] = field(default_factory=list)  # those merged in sequence order
+    size: int = 0  # bytes of `lines` as written (with their newlines)
 
 
-@dataclass(slots=True)
-class _Route:
-    """Where the signals of one project, name and enqueued minute go in one batch.
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A group's exports and files, worked out once per group and reused by later batches. `exports` is
+    the list it was made from: another list means the exports were read again, and the plan is redone."""
 
-    A signal's files depend only on its project, its name and its time bucket, and the shortest bucket
-    of any layout is a minute (UTC). So the exports are looked up and the files chosen once per route
-    and batch, not once per signal and export: a signal costs one append per export it goes to.
-    """
+    exports: list[Export]
+    files: list[tuple[Export, FileTarget, tuple[ExportKey, str]]]  # with the key of the file's _Work
+    dropped: list[ExportKey]  # disabled exports that select the group's signals
 
-    works: list[_Work] = field(default_factory=list)  # one per (export, file) the signals go to
-    targets: list[list[LineLike]] = field(default_factory=list)  # their `lines`, in the same order
-    dropped: list[ExportKey] = field(default_factory=list)  # disabled exports that select them
-    size: int = 0  # bytes of the route's lines as written (with their newlines)
+
+_PLANS_KEPT = 4096
+
+
+class _Encoded:
+    """Payloads of one batch by the list of lines they encode: the files of exports that take the same
+    lines (every export of a project that selects the same names) get the same bytes, encoded once.
+    Used from the write threads at once; at worst two threads encode the same list twice."""
+
+    def __init__(self) -> None:
+        self._payloads: dict[int, tuple[Sequence[Line], bytes]] = {}
+
+    def __call__(self, lines: Sequence[Line]) -> bytes:
+        known = self._payloads.get(id(lines))
+        if known is not None and known[0] is lines:
+            return known[1]
+        payload = encode(lines)
+        self._payloads[id(lines)] = (lines, payload)  # keeps `lines` alive: its id stays its own
+        return payload
 
 
 class Exporter:
@@ -137,6 +165,7 @@ class Exporter:
         self._pool = pool or ThreadPoolExecutor(max_workers=16, thread_name_prefix="export-write")
         self._readers = threading.local()
         self._clock = clock
+        self._plans: dict[tuple[str, Group], _Plan] = {}
 
     @property
     def _reader(self) -> SignalReader:
@@ -151,13 +180,8 @@ class Exporter:
         report = BatchReport(batch.partition, received=len(batch.events))
         if not batch.events:
             return report
-        signals: list[Signal] = []
-        rejections: list[Rejection] = []
-        reader = self._reader
-        for event in batch.events:
-            result = reader.read(event)
-            (signals if isinstance(result, Signal) else rejections).append(result)  # type: ignore[arg-type]
-        report.signals = len(signals)
+        groups, rejections = self._reader.group(batch.events)
+        report.signals = len(batch.events) - len(rejections)
         report.dead_lettered = self._dead_letters.put(batch.partition, rejections)
         for rejection in rejections:
             report.dead_letter_reasons[(rejection.event.project_id or "", rejection.reason.value)] += 1
@@ -170,9 +194,7 @@ class Exporter:
                     "reason": rejection.reason.value,
                 },
             )
-        live, held = self._route(signals, batch.partition, report)
-        # A file whose record ends before the batch's first signal takes every line the batch has for it.
-        first = min((signal.sequence for signal in signals), default=0)
+        live, held = self._works(groups, batch.partition, report)
         ledger = self._ledger_for(batch.partition)
         entries = ledger.entries()
 
@@ -183,9 +205,14 @@ class Exporter:
         written: dict[ExportKey, dict[str, FileRecord]] = defaultdict(dict)
         uncertain: set[str] = set()
         running = []
-        for work in live:
+        encoded = _Encoded()
+        for index, work in enumerate(live):
             before = state_of(work.export, work.target.key)
-            running.append((work, before, self._pool.submit(self._write_live, work, before)))
+            if index < len(live) - 1:
+                future = self._pool.submit(self._write_live, work, before, encoded)
+            else:  # the last file is written here, by a thread that would otherwise only wait
+                future = _done(self._write_live, work, before, encoded)
+            running.append((work, before, future))
         for work, before, future in running:
             tally = report.exports[work.export.key]
             try:
@@ -199,13 +226,13 @@ class Exporter:
                 continue
             written[work.export.key][work.target.key] = FileRecord(state, work.target.bucket_end.timestamp())
             tally.writes_ok += 1
-            if first > (before.last_sequence if before is not None else -1):
+            fresh = _after(work.lines, before)
+            if fresh is work.lines:
                 tally.exported += len(work.lines)  # the usual case: no line was recorded before
                 tally.exported_bytes += work.size
             else:
-                fresh = _after(work.lines, before)
                 tally.exported += len(fresh)
-                tally.exported_bytes += sum(len(line.data) + 1 for line in fresh)
+                tally.exported_bytes += sum(len(data) + 1 for _, data in fresh)
         for work in held:
             # Signals the live file already records (a redelivery) are not kept twice.
             live_state = state_of(work.export, work.target.key)
@@ -223,66 +250,85 @@ class Exporter:
         now = self._clock()
         counted = {key: tally.counters(now) for key, tally in report.exports.items()}
         errors = {key: tally.last_error for key, tally in report.exports.items() if tally.last_error}
-        earliest = min(event.enqueued for event in batch.events)
-        ledger.record(written, counted, keep_after=_keep_after(earliest), errors=errors)
+        ledger.record(written, counted, keep_after=_keep_after(batch, groups), errors=errors)
         return report
 
-    def _route(
-        self, signals: Sequence[Signal], partition: str, report: BatchReport
+    def _works(
+        self, groups: dict[Group, list[Line]], partition: str, report: BatchReport
     ) -> tuple[list[_Work], list[_Work]]:
-        """Group signals by export and destination file; split into live writes and backlog."""
-        groups: dict[tuple[ExportKey, str], _Work] = {}
-        routes: dict[tuple[str, str, int], _Route] = {}
-        for signal in signals:
-            minute = int(signal.enqueued.timestamp()) // 60  # the UTC minute, as a number
-            key = (signal.project_id, signal.name, minute)
-            route = routes.get(key)
-            if route is None:
-                at = datetime.fromtimestamp(minute * 60, UTC)
-                route = routes[key] = self._new_route(signal, at, partition, groups)
-            for lines in route.targets:
-                lines.append(signal)  # the signal is its own line: nothing is copied per export
-            route.size += len(signal.data) + 1
-            for export_key in route.dropped:
-                report.exports[export_key].dropped += 1
-        for route in routes.values():
-            for work in route.works:
-                work.size += route.size
-        live = [w for w in groups.values() if w.export.status is ExportStatus.ACTIVE]
-        held = [w for w in groups.values() if w.export.status is ExportStatus.POSTPONED]
+        """The files the batch writes, with their lines, split into live writes and backlog. Signals
+        for disabled exports are counted as dropped."""
+        works: dict[tuple[ExportKey, str], _Work] = {}
+        for key, lines in groups.items():
+            plan = self._plan(key, partition)
+            size = sum(map(len, map(_DATA, lines))) + len(lines)
+            for export_key in plan.dropped:
+                report.exports[export_key].dropped += len(lines)
+            for export, target, group in plan.files:
+                work = works.get(group)
+                if work is None:
+                    work = works[group] = _Work(export, target)
+                work.groups.append(lines)
+                work.size += size
+        merged: dict[tuple[int, ...], list[Line]] = {}
+        for work in works.values():
+            if len(work.groups) == 1:
+                work.lines = work.groups[0]
+                continue
+            sources = tuple(map(id, work.groups))
+            known = merged.get(sources)
+            if known is None:
+                known = merged[sources] = sorted(chain.from_iterable(work.groups), key=_SEQUENCE)
+            work.lines = known
+        live = [w for w in works.values() if w.export.status is ExportStatus.ACTIVE]
+        held = [w for w in works.values() if w.export.status is ExportStatus.POSTPONED]
         return live, held
 
-    def _new_route(
-        self, signal: Signal, minute: datetime, partition: str, groups: dict[tuple[ExportKey, str], _Work]
-    ) -> _Route:
-        """The exports a signal's route goes to and their files (the minute stands for the signal's
-        enqueued time: every layout's bucket holds whole minutes, so it chooses the same file)."""
-        route = _Route()
-        for export in self._exports_of(signal.project_id):
-            if not export.enabled or not export.selects(signal.name):
+    def _plan(self, key: Group, partition: str) -> _Plan:
+        """The exports and files of a group, remembered while the project's exports stay the same:
+        a busy partition writes the same few groups in every batch of a minute."""
+        project_id, name, minute = key
+        exports = self._exports_of(project_id)
+        plan = self._plans.get((partition, key))
+        if plan is not None and plan.exports is exports:
+            return plan
+        at = datetime.fromtimestamp(minute * 60, UTC)  # stands for the signals' times: see Group
+        files: list[tuple[Export, FileTarget, tuple[ExportKey, str]]] = []
+        dropped: list[ExportKey] = []
+        for export in exports:
+            if not export.enabled or not export.selects(name):
                 continue
             if export.status is ExportStatus.DISABLED:
-                route.dropped.append(export.key)
+                dropped.append(export.key)
                 continue
-            target = file_for(export, signal.name, minute, partition)
-            work = groups.get((export.key, target.key))
-            if work is None:
-                work = groups[(export.key, target.key)] = _Work(export, target, [])
-            route.works.append(work)
-            route.targets.append(work.lines)
-        return route
+            target = file_for(export, name, at, partition)
+            files.append((export, target, (export.key, target.key)))
+        plan = _Plan(exports, files, dropped)
+        if len(self._plans) >= _PLANS_KEPT:
+            self._plans.clear()  # old minutes: cheaper to start again than to track age
+        self._plans[(partition, key)] = plan
+        return plan
 
-    def _write_live(self, work: _Work, state: FileState | None) -> FileState:
+    def _write_live(self, work: _Work, state: FileState | None, encoded: _Encoded) -> FileState:
         sink = self._sink_for(work.export.destination)
         return write_with_retry(
-            lambda: deliver(sink, work.target.path, work.lines, state), deadline=self._write_deadline
+            lambda: deliver(sink, work.target.path, work.lines, state, encoded), deadline=self._write_deadline
         )
 
 
-def _after(lines: Sequence[LineLike], state: FileState | None) -> list[LineLike]:
-    """The lines a file's recorded state does not hold yet."""
-    last = state.last_sequence if state is not None else -1
-    return [line for line in lines if line.sequence > last]
+def _after(lines: Sequence[Line], state: FileState | None) -> Sequence[Line]:
+    """The lines a file's recorded state does not hold yet (`lines` itself when it holds none)."""
+    return lines if state is None else lines_after(lines, state.last_sequence)
+
+
+def _done(write: Callable[..., FileState], *args: object) -> Future[FileState]:
+    """Run a write in this thread, with its outcome as a finished future like the pool's."""
+    future: Future[FileState] = Future()
+    try:
+        future.set_result(write(*args))
+    except Exception as error:
+        future.set_exception(error)
+    return future
 
 
 def _log_failure(work: _Work, failure: WriteFailure) -> None:
@@ -298,6 +344,8 @@ def _log_failure(work: _Work, failure: WriteFailure) -> None:
     )
 
 
-def _keep_after(earliest: datetime) -> datetime:
+def _keep_after(batch: EventBatch, groups: dict[Group, list[Line]]) -> datetime:
     """Ledger records of files whose bucket ended this long before the batch are forgotten."""
+    minutes = [minute for _, _, minute in groups]
+    earliest = datetime.fromtimestamp(min(minutes) * 60, UTC) if minutes else batch.events[0].enqueued
     return earliest - timedelta(minutes=10)

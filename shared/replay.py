@@ -195,11 +195,11 @@ def _replay_range(
     live_path = item.blob[len(export_prefix(item.project_id, item.export_id)) :].split("/", 1)[1]
     try:
         landed = _landed_live(runtime, export, live_path, lines, metadata.get(UNCERTAIN, ""))
-        keep = [line for line in lines if line.sequence not in landed]
+        keep = [line for line in lines if line[0] not in landed]
         outcome.skipped += len(lines) - len(keep)
         if keep:
             path = replay_path(live_path, f"{start:012d}")
-            body = b"".join(line.data + b"\n" for line in keep)
+            body = b"\n".join([*(data for _, data in keep), b""])
             written_end = _create_replay_file(runtime, export, path, body, end)
             if written_end != end:
                 return written_end  # an earlier delivery wrote this file for a shorter range
@@ -222,7 +222,7 @@ def _landed_live(
         return set()
     sink = runtime.destinations.sink(export.destination)
     length = sink.length(live_path) or 0
-    budget = sum(len(line.data) + 1 for line in lines)
+    budget = sum(len(data) + 1 for _, data in lines)
     landed: set[int] = set()
     for position in positions:
         if position < length:
@@ -239,13 +239,13 @@ def landed_at(region: bytes, lines: list[Line]) -> set[int]:
     rows = region.split(b"\n")[:-1]
     if not rows:
         return set()
-    for first, line in enumerate(lines):
-        if line.data != rows[0]:
+    for first, (_, data) in enumerate(lines):
+        if data != rows[0]:
             continue
         count = 0
-        while count < len(rows) and first + count < len(lines) and lines[first + count].data == rows[count]:
+        while count < len(rows) and first + count < len(lines) and lines[first + count][1] == rows[count]:
             count += 1
-        return {line.sequence for line in lines[first : first + count]}
+        return {sequence for sequence, _ in lines[first : first + count]}
     return set()
 
 

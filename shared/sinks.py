@@ -8,6 +8,7 @@ Retrying is safe because delivery is idempotent (see shared.delivery).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 from urllib.parse import urlparse
@@ -228,16 +229,25 @@ def _blocks(data: bytes) -> Iterator[bytes]:
 def write_with_retry(write: Callable[[], T], *, deadline: float, attempts: int = 6) -> T:
     """Run an idempotent write, retrying throttled and transient failures until the deadline.
 
-    Raises WriteFailure with the cause of the last failure.
+    Raises WriteFailure with the cause of the last failure. The first attempt runs bare: nearly every
+    write succeeds at once, and setting up the retry policy costs more than a small append.
     """
+    started = time.monotonic()
+    try:
+        return write()
+    except Exception as error:
+        if attempts <= 1 or not _retryable(error):
+            raise classify(error) from None
     try:
         for attempt in stamina.retry_context(
-            on=_retryable, attempts=attempts, timeout=deadline, wait_initial=0.2, wait_max=4.0
+            on=_retryable,
+            attempts=attempts - 1,
+            timeout=max(0.0, deadline - (time.monotonic() - started)),
+            wait_initial=0.2,
+            wait_max=4.0,
         ):
             with attempt:
                 return write()
-    except WriteFailure:
-        raise
     except Exception as error:
         raise classify(error) from None
     raise AssertionError("unreachable: stamina either returns or raises")

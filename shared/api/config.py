@@ -45,4 +45,3 @@ class ApiSettings:
             jwks=env.get("AUTH_JWKS", "").strip(),
             trust_app_service_auth=flag(env, "TRUST_APP_SERVICE_AUTH"),
         )
-

@@ -49,7 +49,9 @@ def _fake_dns(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def issuer() -> TokenIssuer:
     """The session's token issuer: a fresh RS256 key pair."""
-    return TokenIssuer.generate(issuer="https://login.test.example/tenant/v2.0", audience="api://signals-export-test")
+    return TokenIssuer.generate(
+        issuer="https://login.test.example/tenant/v2.0", audience="api://signals-export-test"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +119,9 @@ class Storage:
         document.update(body)
         return document
 
-    def blob(self, container: str | None = None, *, key: str = BLOB_CUSTOMER_KEY, **body: Any) -> dict[str, Any]:
+    def blob(
+        self, container: str | None = None, *, key: str = BLOB_CUSTOMER_KEY, **body: Any
+    ) -> dict[str, Any]:
         container = container or f"ct-{uuid.uuid4().hex[:10]}"
         document: dict[str, Any] = {
             "destination": {"type": "blob", "uri": self.blob_uri, "container": container, "sharedKey": key},

@@ -210,7 +210,9 @@ def test_signing_keys_are_fetched_from_the_jwks_uri_and_cached(
     assert served == ["/discovery/v2.0/keys"]
 
 
-def test_unconfigured_bearer_authentication_refuses_every_token(service: Runtime, issuer: TokenIssuer) -> None:
+def test_unconfigured_bearer_authentication_refuses_every_token(
+    service: Runtime, issuer: TokenIssuer
+) -> None:
     """Without AUTH_ISSUER, AUTH_AUDIENCE and keys, no token is accepted."""
     client = TestClient(create_api(lambda: service, settings=ApiSettings()))
     headers = {"Authorization": "Bearer " + issuer.mint(["Exports.Admin"])}

@@ -58,7 +58,9 @@ def test_if_none_match_star_creates_only(
     again = client.put(url, json=storage.adls(signals=["x"]), headers=create_only)
     assert again.status_code == 412 and again.json()["error"]["code"] == "PreconditionFailed"
     assert stored(service, project) == before
-    missing = client.put(export_url(project, "never"), json=storage.adls(), headers={**writer, "If-Match": "*"})
+    missing = client.put(
+        export_url(project, "never"), json=storage.adls(), headers={**writer, "If-Match": "*"}
+    )
     assert missing.status_code == 412
     assert list(stored(service, project)) == ["once"]
 
@@ -164,7 +166,10 @@ def test_concurrent_patches_from_two_threads_are_never_silently_lost(
 
         threads = [
             threading.Thread(target=_patch, args=(client, url, headers, barrier, results, name, body))
-            for name, body in (("signals", {"signals": signals}), ("granularity", {"granularity": granularity}))
+            for name, body in (
+                ("signals", {"signals": signals}),
+                ("granularity", {"granularity": granularity}),
+            )
         ]
         for thread in threads:
             thread.start()

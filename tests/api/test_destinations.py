@@ -33,7 +33,9 @@ def test_a_wrong_key_is_refused_with_the_troubleshooting_hint(
 ) -> None:
     """Creating an export with a key the account refuses answers 400 DestinationAuthenticationFailed with the hint."""
     body = storage.adls(key=WRONG_KEY) if kind == "adls" else storage.blob(key=WRONG_KEY)
-    error = _refused(client.put(export_url(project, "k"), json=body, headers=writer), {"DestinationAuthenticationFailed"})
+    error = _refused(
+        client.put(export_url(project, "k"), json=body, headers=writer), {"DestinationAuthenticationFailed"}
+    )
     expected = hints("authentication-failed")
     assert expected and expected[0] in error["message"]
     assert [d["message"] for d in error["details"]] == expected

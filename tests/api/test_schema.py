@@ -95,7 +95,9 @@ def _cases(operation: Any, project: str, valid_body: dict[str, Any] | None) -> A
     if valid_body is not None:
         strategies.append(operation.as_strategy(path_parameters={"projectId": project}, body=valid_body))
         strategies.append(
-            operation.as_strategy(path_parameters={"projectId": project, "exportId": "seeded"}, body=valid_body)
+            operation.as_strategy(
+                path_parameters={"projectId": project, "exportId": "seeded"}, body=valid_body
+            )
         )
     for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
         if "projectId" in names:

@@ -23,7 +23,12 @@ SECRETS = (LAKE_CUSTOMER_KEY, BLOB_CUSTOMER_KEY, WEBHOOK_SECRET)
 
 def _record_text(record: logging.LogRecord) -> str:
     return " ".join(
-        [record.getMessage(), record.exc_text or "", str(record.args), *(repr(v) for v in vars(record).values())]
+        [
+            record.getMessage(),
+            record.exc_text or "",
+            str(record.args),
+            *(repr(v) for v in vars(record).values()),
+        ]
     )
 
 
@@ -54,7 +59,12 @@ def test_keys_and_webhook_secrets_appear_in_no_response_log_or_stored_value(
     call("GET", f"/api/projects/{project}/exports", headers=writer)
     call("GET", "/api/exports", headers=writer)
     etag = call("PATCH", url, json={"signals": ["a"]}, headers=merge).headers["ETag"]
-    call("PATCH", url, json={"destination": {"sharedKey": LAKE_CUSTOMER_KEY}}, headers={**merge, "If-Match": etag})
+    call(
+        "PATCH",
+        url,
+        json={"destination": {"sharedKey": LAKE_CUSTOMER_KEY}},
+        headers={**merge, "If-Match": etag},
+    )
     call("PUT", url, json=storage.adls("fs-secret/x/", notify=notify), headers=writer)
     # refusals that carry the secrets in their requests
     call("PUT", url, json=storage.adls("BAD/", notify=notify), headers=writer)
@@ -83,7 +93,9 @@ def test_keys_and_webhook_secrets_appear_in_no_response_log_or_stored_value(
     assert caplog.records, "the operations log"
     for record in caplog.records:
         for secret in SECRETS:
-            assert secret not in _record_text(record), f"log record {record.name}: {record.msg!r} leaks a secret"
+            assert secret not in _record_text(record), (
+                f"log record {record.name}: {record.msg!r} leaks a secret"
+            )
     ours = [(table, e) for table, e in entities if e.get("PartitionKey") == project]
     assert {e["RowKey"] for table, e in ours if table == "exports"} == {"secretive", "blobby"}
     for table, entity in entities:

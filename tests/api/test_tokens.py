@@ -27,7 +27,10 @@ def test_the_cli_mints_tokens_that_the_host_trusts_through_its_jwks_file(
     assert main(["--settings", "--key-file", str(key_file)]) == 0
     settings = json.loads(capsys.readouterr().out)
     assert Path(settings["AUTH_JWKS"]) == key_file.with_name("dev-jwks.json")
-    assert TokenIssuer.load_or_create(key_file).kid == json.loads(Path(settings["AUTH_JWKS"]).read_text())["keys"][0]["kid"]
+    assert (
+        TokenIssuer.load_or_create(key_file).kid
+        == json.loads(Path(settings["AUTH_JWKS"]).read_text())["keys"][0]["kid"]
+    )
     assert key_file.stat().st_mode & 0o077 == 0, "the private key is readable by its owner only"
 
     client = TestClient(create_api(lambda: service, settings=ApiSettings.from_env(settings)))

@@ -48,35 +48,125 @@ def _blob(change: Change) -> tuple[str, Change]:
 
 ADLS_RULES: list[tuple[str, Change, str, str]] = [
     ("unknown-field", _set("colour", "red"), "UnknownProperty", "colour"),
-    ("unknown-destination-field", _set("destination.accountKey", "x"), "UnknownProperty", "destination.accountKey"),
+    (
+        "unknown-destination-field",
+        _set("destination.accountKey", "x"),
+        "UnknownProperty",
+        "destination.accountKey",
+    ),
     ("read-only-enabled", _set("enabled", False), "UnknownProperty", "enabled"),
     ("read-only-status", _set("status", "active"), "UnknownProperty", "status"),
-    ("uri-http", _set("destination.uri", "http://acct.dfs.core.windows.net/"), "InsecureStorageUri", "destination.uri"),
-    ("uri-suffix", _set("destination.uri", "https://acct.dfs.evil.example.com/"), "StorageHostNotAllowed", "destination.uri"),
-    ("uri-suffix-lookalike", _set("destination.uri", "https://acct.dfs.core.windows.net.evil.io/"), "StorageHostNotAllowed", "destination.uri"),
-    ("uri-localhost-not-allowed", _set("destination.uri", "http://localhost:10000/acct/"), "StorageHostNotAllowed", "destination.uri"),
+    (
+        "uri-http",
+        _set("destination.uri", "http://acct.dfs.core.windows.net/"),
+        "InsecureStorageUri",
+        "destination.uri",
+    ),
+    (
+        "uri-suffix",
+        _set("destination.uri", "https://acct.dfs.evil.example.com/"),
+        "StorageHostNotAllowed",
+        "destination.uri",
+    ),
+    (
+        "uri-suffix-lookalike",
+        _set("destination.uri", "https://acct.dfs.core.windows.net.evil.io/"),
+        "StorageHostNotAllowed",
+        "destination.uri",
+    ),
+    (
+        "uri-localhost-not-allowed",
+        _set("destination.uri", "http://localhost:10000/acct/"),
+        "StorageHostNotAllowed",
+        "destination.uri",
+    ),
     ("uri-private-ip", _set("destination.uri", "https://10.0.0.5/"), "InvalidStorageUri", "destination.uri"),
-    ("uri-blob-endpoint-for-adls", _set("destination.uri", "https://acct.blob.core.windows.net/"), "InvalidStorageUri", "destination.uri"),
-    ("uri-query", _set("destination.uri", "https://acct.dfs.core.windows.net/?sv=1"), "InvalidStorageUri", "destination.uri"),
-    ("uri-credentials", _set("destination.uri", "https://me:pw@acct.dfs.core.windows.net/"), "InvalidStorageUri", "destination.uri"),
-    ("uri-path", _set("destination.uri", "https://acct.dfs.core.windows.net/fs/"), "InvalidStorageUri", "destination.uri"),
-    ("uri-port", _set("destination.uri", "https://acct.dfs.core.windows.net:8443/"), "InvalidStorageUri", "destination.uri"),
+    (
+        "uri-blob-endpoint-for-adls",
+        _set("destination.uri", "https://acct.blob.core.windows.net/"),
+        "InvalidStorageUri",
+        "destination.uri",
+    ),
+    (
+        "uri-query",
+        _set("destination.uri", "https://acct.dfs.core.windows.net/?sv=1"),
+        "InvalidStorageUri",
+        "destination.uri",
+    ),
+    (
+        "uri-credentials",
+        _set("destination.uri", "https://me:pw@acct.dfs.core.windows.net/"),
+        "InvalidStorageUri",
+        "destination.uri",
+    ),
+    (
+        "uri-path",
+        _set("destination.uri", "https://acct.dfs.core.windows.net/fs/"),
+        "InvalidStorageUri",
+        "destination.uri",
+    ),
+    (
+        "uri-port",
+        _set("destination.uri", "https://acct.dfs.core.windows.net:8443/"),
+        "InvalidStorageUri",
+        "destination.uri",
+    ),
     ("uri-not-a-url", _set("destination.uri", "not a url"), "InvalidStorageUri", "destination.uri"),
-    ("uri-ftp", _set("destination.uri", "ftp://acct.dfs.core.windows.net/"), "InvalidStorageUri", "destination.uri"),
+    (
+        "uri-ftp",
+        _set("destination.uri", "ftp://acct.dfs.core.windows.net/"),
+        "InvalidStorageUri",
+        "destination.uri",
+    ),
     ("filesystem-short", _set("destination.path", "ab/dir/"), "InvalidFilesystemName", "destination.path"),
-    ("filesystem-uppercase", _set("destination.path", "MyFs/dir/"), "InvalidFilesystemName", "destination.path"),
-    ("filesystem-double-hyphen", _set("destination.path", "my--fs/dir/"), "InvalidFilesystemName", "destination.path"),
-    ("filesystem-leading-hyphen", _set("destination.path", "-myfs/dir/"), "InvalidFilesystemName", "destination.path"),
-    ("filesystem-trailing-hyphen", _set("destination.path", "myfs-/"), "InvalidFilesystemName", "destination.path"),
-    ("filesystem-underscore", _set("destination.path", "my_fs/"), "InvalidFilesystemName", "destination.path"),
-    ("filesystem-64-chars", _set("destination.path", "f" * 64 + "/"), "InvalidFilesystemName", "destination.path"),
+    (
+        "filesystem-uppercase",
+        _set("destination.path", "MyFs/dir/"),
+        "InvalidFilesystemName",
+        "destination.path",
+    ),
+    (
+        "filesystem-double-hyphen",
+        _set("destination.path", "my--fs/dir/"),
+        "InvalidFilesystemName",
+        "destination.path",
+    ),
+    (
+        "filesystem-leading-hyphen",
+        _set("destination.path", "-myfs/dir/"),
+        "InvalidFilesystemName",
+        "destination.path",
+    ),
+    (
+        "filesystem-trailing-hyphen",
+        _set("destination.path", "myfs-/"),
+        "InvalidFilesystemName",
+        "destination.path",
+    ),
+    (
+        "filesystem-underscore",
+        _set("destination.path", "my_fs/"),
+        "InvalidFilesystemName",
+        "destination.path",
+    ),
+    (
+        "filesystem-64-chars",
+        _set("destination.path", "f" * 64 + "/"),
+        "InvalidFilesystemName",
+        "destination.path",
+    ),
     ("path-dotdot", _set("destination.path", "myfs/../other/"), "InvalidPath", "destination.path"),
     ("path-dot", _set("destination.path", "myfs/./dir/"), "InvalidPath", "destination.path"),
     ("path-empty-segment", _set("destination.path", "myfs//dir/"), "InvalidPath", "destination.path"),
     ("path-leading-slash", _set("destination.path", "/myfs/dir/"), "InvalidPath", "destination.path"),
     ("path-backslash", _set("destination.path", "myfs\\dir"), "InvalidPath", "destination.path"),
     ("path-control-char", _set("destination.path", "myfs/di\nr/"), "InvalidPath", "destination.path"),
-    ("key-not-base64", _set("destination.sharedKey", "not base64 at all!"), "InvalidSharedKey", "destination.sharedKey"),
+    (
+        "key-not-base64",
+        _set("destination.sharedKey", "not base64 at all!"),
+        "InvalidSharedKey",
+        "destination.sharedKey",
+    ),
     ("key-too-short", _set("destination.sharedKey", "c2hvcnQ="), "InvalidSharedKey", "destination.sharedKey"),
     ("key-too-long", _set("destination.sharedKey", "QUFB" * 60), "InvalidSharedKey", "destination.sharedKey"),
     ("key-missing-on-create", _drop("destination.sharedKey"), "MissingProperty", "destination.sharedKey"),
@@ -87,21 +177,51 @@ ADLS_RULES: list[tuple[str, Change, str, str]] = [
     ("signal-name-not-string", _set("signals", [5]), "InvalidSignals", "signals"),
     ("signals-other-word", _set("signals", "some"), "InvalidSignals", "signals"),
     ("granularity-unknown", _set("granularity", "minute"), "InvalidValue", "granularity"),
-    ("destination-type-unknown", _set("destination.type", "s3"), "InvalidDestinationType", "destination.type"),
+    (
+        "destination-type-unknown",
+        _set("destination.type", "s3"),
+        "InvalidDestinationType",
+        "destination.type",
+    ),
     ("destination-missing", _drop("destination"), "MissingProperty", "destination"),
     ("path-missing", _drop("destination.path"), "MissingProperty", "destination.path"),
     ("webhook-not-url", _set("notify", {"webhook": "nowhere"}), "InvalidWebhook", "notify.webhook"),
-    ("webhook-secret-short", _set("notify", {"webhook": "https://hooks.customer.example/x", "secret": "short"}), "InvalidWebhookSecret", "notify.secret"),
-    ("notify-unknown-field", _set("notify", {"webhook": "https://hooks.customer.example/x", "url": "x"}), "UnknownProperty", "notify.url"),
+    (
+        "webhook-secret-short",
+        _set("notify", {"webhook": "https://hooks.customer.example/x", "secret": "short"}),
+        "InvalidWebhookSecret",
+        "notify.secret",
+    ),
+    (
+        "notify-unknown-field",
+        _set("notify", {"webhook": "https://hooks.customer.example/x", "url": "x"}),
+        "UnknownProperty",
+        "notify.url",
+    ),
 ]
 
 BLOB_RULES: list[tuple[str, Change, str, str]] = [
     ("granularity-on-blob", _set("granularity", "hour"), "GranularityNotAllowed", "granularity"),
-    ("container-uppercase", _set("destination.container", "MyContainer"), "InvalidContainerName", "destination.container"),
-    ("container-double-hyphen", _set("destination.container", "a--b"), "InvalidContainerName", "destination.container"),
+    (
+        "container-uppercase",
+        _set("destination.container", "MyContainer"),
+        "InvalidContainerName",
+        "destination.container",
+    ),
+    (
+        "container-double-hyphen",
+        _set("destination.container", "a--b"),
+        "InvalidContainerName",
+        "destination.container",
+    ),
     ("container-short", _set("destination.container", "ab"), "InvalidContainerName", "destination.container"),
     ("container-path-on-blob", _set("destination.path", "myfs/"), "UnknownProperty", "destination.path"),
-    ("uri-dfs-endpoint-for-blob", _set("destination.uri", "https://acct.dfs.core.windows.net/"), "InvalidStorageUri", "destination.uri"),
+    (
+        "uri-dfs-endpoint-for-blob",
+        _set("destination.uri", "https://acct.dfs.core.windows.net/"),
+        "InvalidStorageUri",
+        "destination.uri",
+    ),
 ]
 
 
@@ -166,11 +286,31 @@ PATCH_RULES: list[tuple[str, dict[str, Any], str, str]] = [
     ("bad-filesystem", {"destination": {"path": "UPPER/x"}}, "InvalidFilesystemName", "destination.path"),
     ("bad-key", {"destination": {"sharedKey": "%%%"}}, "InvalidSharedKey", "destination.sharedKey"),
     ("remove-key", {"destination": {"sharedKey": None}}, "InvalidSharedKey", "destination.sharedKey"),
-    ("http-uri", {"destination": {"uri": "http://acct.dfs.core.windows.net/"}}, "InsecureStorageUri", "destination.uri"),
-    ("foreign-host", {"destination": {"uri": "https://acct.dfs.example.org/"}}, "StorageHostNotAllowed", "destination.uri"),
-    ("new-account-without-key", {"destination": {"uri": "https://other.dfs.core.windows.net/"}}, "MissingProperty", "destination.sharedKey"),
+    (
+        "http-uri",
+        {"destination": {"uri": "http://acct.dfs.core.windows.net/"}},
+        "InsecureStorageUri",
+        "destination.uri",
+    ),
+    (
+        "foreign-host",
+        {"destination": {"uri": "https://acct.dfs.example.org/"}},
+        "StorageHostNotAllowed",
+        "destination.uri",
+    ),
+    (
+        "new-account-without-key",
+        {"destination": {"uri": "https://other.dfs.core.windows.net/"}},
+        "MissingProperty",
+        "destination.sharedKey",
+    ),
     ("empty-signals", {"signals": []}, "InvalidSignals", "signals"),
-    ("granularity-on-blob", {"destination": {"type": "blob", "container": "abc", "path": None}}, "GranularityNotAllowed", "granularity"),
+    (
+        "granularity-on-blob",
+        {"destination": {"type": "blob", "container": "abc", "path": None}},
+        "GranularityNotAllowed",
+        "granularity",
+    ),
     ("destination-removed", {"destination": None}, "MissingProperty", "destination"),
 ]
 
@@ -245,7 +385,9 @@ def test_query_parameter_and_routing_errors_use_the_azure_shape(
     client: TestClient, writer: dict[str, str], storage: Storage, project: str
 ) -> None:
     """A bad checkDestination, an unknown path (404) and an unsupported method (405) answer in the Azure shape."""
-    bad_flag = client.put(export_url(project, "q") + "?checkDestination=maybe", json=storage.adls(), headers=writer)
+    bad_flag = client.put(
+        export_url(project, "q") + "?checkDestination=maybe", json=storage.adls(), headers=writer
+    )
     assert bad_flag.status_code == 400
     assert bad_flag.json()["error"]["code"] == "InvalidQueryParameter"
     assert bad_flag.json()["error"]["target"] == "checkDestination"

@@ -54,7 +54,9 @@ def test_a_public_https_webhook_is_kept_and_its_secret_never_shown(
     """A public https webhook is stored with its secret; responses only say that a secret is set, and a patch keeps it."""
     url = export_url(project, "hooked")
     secret = "webhook-secret-0123456789abcdef"
-    created = client.put(url, json=storage.adls(notify={"webhook": PUBLIC_HOOK, "secret": secret}), headers=writer)
+    created = client.put(
+        url, json=storage.adls(notify={"webhook": PUBLIC_HOOK, "secret": secret}), headers=writer
+    )
     assert created.status_code == 201, created.text
     assert created.json()["notify"] == {"webhook": PUBLIC_HOOK, "hasSecret": True}
     patched = client.patch(url, json={"signals": ["a"]}, headers=writer)
@@ -75,4 +77,3 @@ def test_private_webhooks_are_allowed_only_by_setting(
     client = TestClient(create_api(lambda: developing, settings=api_settings))
     body = storage.adls(notify={"webhook": "http://127.0.0.1:7072/hook"})
     assert client.put(export_url(project, "dev"), json=body, headers=writer).status_code == 201
-

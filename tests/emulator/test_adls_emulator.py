@@ -289,7 +289,11 @@ def test_list_paths_recursive_and_not(filesystem: FileSystemClient) -> None:
         ("b/c/3.json", False),
     ]
     assert _paths(filesystem, recursive=False) == [("a.json", False), ("b", True)]
-    assert _paths(filesystem, path="b", recursive=False) == [("b/1.json", False), ("b/2.json", False), ("b/c", True)]
+    assert _paths(filesystem, path="b", recursive=False) == [
+        ("b/1.json", False),
+        ("b/2.json", False),
+        ("b/c", True),
+    ]
     sizes = {p.name: p.content_length for p in filesystem.get_paths(path="b/c")}
     assert sizes == {"b/c/3.json": len(b"b/c/3.json")}
     assert [p.name for p in filesystem.get_paths(recursive=True, max_results=2)] == [
@@ -393,7 +397,9 @@ def test_request_date_more_than_15_minutes_off_is_rejected(emulator: AdlsEmulato
     path = f"/{DEFAULT_ACCOUNT}/?comp=list"
     for offset, expected in ((-20 * 60, 403), (0, 200)):
         headers = {"x-ms-date": formatdate(time.time() + offset, usegmt=True), "x-ms-version": "2025-01-05"}
-        text = string_to_sign("GET", list(headers.items()), f"/{DEFAULT_ACCOUNT}/", "comp=list", DEFAULT_ACCOUNT)
+        text = string_to_sign(
+            "GET", list(headers.items()), f"/{DEFAULT_ACCOUNT}/", "comp=list", DEFAULT_ACCOUNT
+        )
         headers["Authorization"] = f"SharedKey {DEFAULT_ACCOUNT}:{sign(DEFAULT_KEY, text)}"
         connection = http.client.HTTPConnection("127.0.0.1", emulator.port, timeout=5)
         try:
@@ -415,8 +421,15 @@ def test_fault_server_busy_once_then_success(
     emulator: AdlsEmulator, no_retry_service: DataLakeServiceClient, filesystem: FileSystemClient
 ) -> None:
     """A times=1 503 ServerBusy fault fails exactly one matching request, then removes itself."""
-    emulator.add_fault(Fault(status=503, code="ServerBusy", message="Ingress is over the account limit.",
-                             operations={"flush"}, times=1))
+    emulator.add_fault(
+        Fault(
+            status=503,
+            code="ServerBusy",
+            message="Ingress is over the account limit.",
+            operations={"flush"},
+            times=1,
+        )
+    )
     file = no_retry_service.get_file_system_client(filesystem.file_system_name).get_file_client("busy.json")
     file.create_file()
     file.append_data(b"abc", offset=0, length=3)
@@ -460,8 +473,14 @@ def test_faults_are_scoped_by_account_and_path(
 ) -> None:
     """A fault fires only for requests matching its account and path prefix."""
     fs = no_retry_service.get_file_system_client(filesystem.file_system_name)
-    emulator.add_fault(Fault(status=500, code="InternalError", message="boom",
-                             path_prefix=f"{filesystem.file_system_name}/broken/"))
+    emulator.add_fault(
+        Fault(
+            status=500,
+            code="InternalError",
+            message="boom",
+            path_prefix=f"{filesystem.file_system_name}/broken/",
+        )
+    )
     emulator.add_fault(Fault(status=500, code="InternalError", message="boom", account="someone-else"))
     fs.get_file_client("fine/ok.json").create_file()
     with pytest.raises(HttpResponseError) as err:
@@ -503,7 +522,10 @@ def test_state_persists_across_restart(tmp_path: Path) -> None:
             assert props.etag == etag and props.metadata == {"kind": "signals"} and props.size == len(payload)
             assert file.download_file().readall() == payload
             assert _paths(fs, recursive=True) == [
-                ("deep", True), ("deep/dir", True), ("deep/dir/data.bin", False), ("replaced.json", False),
+                ("deep", True),
+                ("deep/dir", True),
+                ("deep/dir/data.bin", False),
+                ("replaced.json", False),
             ]
             assert fs.get_file_client("replaced.json").download_file().readall() == b"second"
             file.append_data(b"more", offset=len(payload), length=4, flush=True)
@@ -513,7 +535,9 @@ def test_state_persists_across_restart(tmp_path: Path) -> None:
     assert len(list((location / "blobs").iterdir())) == 2  # replaced/deleted data was cleaned up
 
 
-def _control(emulator: AdlsEmulator, method: str, path: str, body: object | None = None) -> tuple[int, object]:
+def _control(
+    emulator: AdlsEmulator, method: str, path: str, body: object | None = None
+) -> tuple[int, object]:
     connection = http.client.HTTPConnection("127.0.0.1", emulator.port, timeout=5)
     try:
         connection.request(method, f"/__emulator/{path}", body=None if body is None else json.dumps(body))
@@ -528,10 +552,17 @@ def test_control_http_endpoints(
     emulator: AdlsEmulator, no_retry_service: DataLakeServiceClient, filesystem: FileSystemClient
 ) -> None:
     """Health, request log, faults and accounts can be driven over HTTP without auth."""
-    assert _control(emulator, "GET", "health") == (200, {"status": "ok", "accounts": emulator.accounts.names()})
+    assert _control(emulator, "GET", "health") == (
+        200,
+        {"status": "ok", "accounts": emulator.accounts.names()},
+    )
     assert _control(emulator, "DELETE", "requests") == (204, None)
-    status, created = _control(emulator, "POST", "faults",
-                               {"status": 503, "code": "ServerBusy", "operations": ["create"], "times": 1})
+    status, created = _control(
+        emulator,
+        "POST",
+        "faults",
+        {"status": 503, "code": "ServerBusy", "operations": ["create"], "times": 1},
+    )
     assert status == 201 and isinstance(created, dict) and isinstance(created["id"], int)
     file = no_retry_service.get_file_system_client(filesystem.file_system_name).get_file_client("ctl.json")
     with pytest.raises(HttpResponseError):
@@ -592,9 +623,21 @@ def test_tens_of_megabytes_stream_through(filesystem: FileSystemClient) -> None:
 def test_cli_prints_url_and_stops_on_sigterm(tmp_path: Path) -> None:
     """The CLI prints its URL when listening, serves the SDK, and exits 0 on SIGTERM."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "devstack.adls_emulator", "--port", "0", "--location", str(tmp_path),
-         "--account", f"cliacct:{OTHER_KEY}"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "devstack.adls_emulator",
+            "--port",
+            "0",
+            "--location",
+            str(tmp_path),
+            "--account",
+            f"cliacct:{OTHER_KEY}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None
@@ -625,7 +668,9 @@ def test_special_characters_in_paths_round_trip(filesystem: FileSystemClient) ->
         assert filesystem.get_file_client(name).download_file().readall() == name.encode()
     files = [p.name for p in filesystem.get_paths(recursive=True) if not p.is_directory]
     assert sorted(files) == sorted(names)
-    renamed = filesystem.get_file_client(names[2]).rename_file(f"{filesystem.file_system_name}/odd/new name?.json")
+    renamed = filesystem.get_file_client(names[2]).rename_file(
+        f"{filesystem.file_system_name}/odd/new name?.json"
+    )
     assert renamed.download_file().readall() == names[2].encode()
 
 

@@ -262,7 +262,7 @@ def test_a_write_of_unknown_outcome_that_did_land_is_not_replayed_again(
 
 def test_landed_at_finds_the_run_of_backlogged_lines_a_region_starts_with() -> None:
     """Pure: the lines at the start of the region that are a run of the backlog's lines, by sequence."""
-    lines = [Line(n, b'{"n":%d}' % n) for n in range(10)]
+    lines: list[Line] = [(n, b'{"n":%d}' % n) for n in range(10)]
     region = b'{"n":4}\n{"n":5}\n{"n":6}\n{"other":1}\n'
     assert landed_at(region, lines) == {4, 5, 6}
     assert landed_at(b'{"other":1}\n{"n":1}\n', lines) == set()

@@ -47,14 +47,14 @@ class MemoryFiles:
 
 
 def lines(numbers: range) -> list[Line]:
-    return [Line(n, b'{"name":"s","n":%d}' % n) for n in numbers]
+    return [(n, b'{"name":"s","n":%d}' % n) for n in numbers]
 
 
 def test_a_first_write_creates_the_file_and_appends_once() -> None:
     """One append request writes the whole batch; the state points after it."""
     files = MemoryFiles()
     state = deliver(files, "f", lines(range(5)), None)
-    assert files.lines("f") == [line.data for line in lines(range(5))]
+    assert files.lines("f") == [data for _, data in lines(range(5))]
     assert state == FileState(len(files.files["f"]), 4) and files.appends == 1
 
 
@@ -63,7 +63,7 @@ def test_a_redelivered_batch_writes_nothing_again() -> None:
     files = MemoryFiles()
     state = deliver(files, "f", lines(range(5)), None)
     again = deliver(files, "f", lines(range(3, 8)), state)
-    assert files.lines("f") == [line.data for line in lines(range(8))]
+    assert files.lines("f") == [data for _, data in lines(range(8))]
     assert again.last_sequence == 7
 
 
@@ -77,7 +77,7 @@ def test_a_crash_after_the_append_before_the_record_does_not_duplicate() -> None
     files.crash_after_append = False
     # Redelivery from the checkpoint, with other batch boundaries, and the old ledger record.
     state = deliver(files, "f", lines(range(3, 9)), recorded)
-    assert files.lines("f") == [line.data for line in lines(range(9))]
+    assert files.lines("f") == [data for _, data in lines(range(9))]
     assert state == FileState(len(files.files["f"]), 8)
 
 
@@ -86,7 +86,7 @@ def test_a_ledger_record_lost_entirely_is_rebuilt_from_the_file() -> None:
     files = MemoryFiles()
     deliver(files, "f", lines(range(4)), None)
     state = deliver(files, "f", lines(range(2, 6)), None)
-    assert files.lines("f") == [line.data for line in lines(range(6))]
+    assert files.lines("f") == [data for _, data in lines(range(6))]
     assert state.last_sequence == 5
 
 
@@ -108,7 +108,7 @@ def test_two_writers_on_one_partition_never_duplicate_or_lose() -> None:
             cursor[who] += size
             if rng.random() < 0.2:
                 states[who] = None  # the writer restarted and lost its cache
-        assert files.lines("f") == [line.data for line in lines(range(end))], f"seed {seed}"
+        assert files.lines("f") == [data for _, data in lines(range(end))], f"seed {seed}"
 
 
 def test_customer_lines_in_the_file_are_stepped_over_not_overwritten() -> None:
@@ -118,7 +118,7 @@ def test_customer_lines_in_the_file_are_stepped_over_not_overwritten() -> None:
     files.files["f"] += b'{"customer":"note"}\n'
     deliver(files, "f", lines(range(2, 4)), state)
     assert files.lines("f")[2] == b'{"customer":"note"}'
-    assert files.lines("f")[3:] == [line.data for line in lines(range(2, 4))]
+    assert files.lines("f")[3:] == [data for _, data in lines(range(2, 4))]
 
 
 def test_a_file_deleted_by_the_customer_is_recreated_with_new_signals_only() -> None:
@@ -127,17 +127,17 @@ def test_a_file_deleted_by_the_customer_is_recreated_with_new_signals_only() -> 
     state = deliver(files, "f", lines(range(3)), None)
     del files.files["f"]
     deliver(files, "f", lines(range(3, 5)), state)
-    assert files.lines("f") == [line.data for line in lines(range(3, 5))]
+    assert files.lines("f") == [data for _, data in lines(range(3, 5))]
 
 
 @pytest.mark.parametrize("anchored", [True, False])
 def test_reconcile_with_a_writer_ahead_stops_after_our_part(anchored: bool) -> None:
     """When the region holds all our lines and more, the state ends after ours and nothing is pending."""
     ours = lines(range(3))
-    ahead = b"".join(line.data + b"\n" for line in lines(range(6)))
+    ahead = b"".join(data + b"\n" for _, data in lines(range(6)))
     state, pending = reconcile(ahead, EMPTY, ours, anchored=anchored)
     assert pending == []
-    assert state == FileState(sum(len(line.data) + 1 for line in ours), 2)
+    assert state == FileState(sum(len(data) + 1 for _, data in ours), 2)
 
 
 def test_every_write_order_of_three_batches_with_crashes_converges() -> None:
@@ -157,4 +157,7 @@ def test_every_write_order_of_three_batches_with_crashes_converges() -> None:
             state = recorded[restart_from]
             for batch in batches[restart_from:]:
                 state = deliver(files, "f", batch, state)
-            assert files.lines("f") == [line.data for line in itertools.chain(*batches)], (crash_at, restart_from)
+            assert files.lines("f") == [data for _, data in itertools.chain(*batches)], (
+                crash_at,
+                restart_from,
+            )

@@ -19,8 +19,10 @@ def test_hourly_adls_files_are_under_path_year_month_day_hour() -> None:
     """Hourly granularity: <path>/yyyy/MM/dd/HH/<export>_<partition>.jsonl."""
     target = file_for(Export("p1", "lake", ADLS), "click", AT, "3")
     assert target.path == "directory1/directory2/2026/03/07/09/lake_3.jsonl"
-    assert (target.bucket_start, target.bucket_end) == (AT.replace(minute=0, second=0, microsecond=0),
-                                                         AT.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
+    assert (target.bucket_start, target.bucket_end) == (
+        AT.replace(minute=0, second=0, microsecond=0),
+        AT.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1),
+    )
 
 
 def test_daily_adls_files_are_under_path_year_month_day() -> None:
@@ -49,7 +51,10 @@ def test_blob_layout_is_project_signal_date_hour_with_a_blob_per_minute() -> Non
     assert later.path == "proj/PageView/2026-03-07/09/20260307_0942_ai_2.blob"
 
 
-@pytest.mark.parametrize(("name", "segment"), [("a/b", "a%2Fb"), ("..", "%2E%2E"), (".", "%2E"), ("x\ny", "x%0Ay"), ("Page View", "Page View")])
+@pytest.mark.parametrize(
+    ("name", "segment"),
+    [("a/b", "a%2Fb"), ("..", "%2E%2E"), (".", "%2E"), ("x\ny", "x%0Ay"), ("Page View", "Page View")],
+)
 def test_signal_names_never_escape_their_blob_folder(name: str, segment: str) -> None:
     """A signal name is one path segment, whatever characters it holds."""
     assert blob_segment(name) == segment
@@ -57,7 +62,9 @@ def test_signal_names_never_escape_their_blob_folder(name: str, segment: str) ->
 
 def test_files_of_different_destinations_have_different_ledger_keys() -> None:
     """Two accounts with the same path are two files to the ledger."""
-    other = AdlsDestination("https://other.dfs.core.windows.net/", "myfilesystem", "directory1/directory2/", KEY)
+    other = AdlsDestination(
+        "https://other.dfs.core.windows.net/", "myfilesystem", "directory1/directory2/", KEY
+    )
     a = file_for(Export("p1", "lake", ADLS), "n", AT, "0")
     b = file_for(Export("p1", "lake", other), "n", AT, "0")
     assert a.path == b.path and a.key != b.key

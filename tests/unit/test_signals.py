@@ -25,10 +25,11 @@ def read(body: bytes, project: str | None = "p1") -> Signal | Rejection:
 
 
 def test_a_json_object_with_a_name_is_a_signal_exported_byte_for_byte() -> None:
-    """A valid body is exported as its own bytes, with its project, name and sequence number."""
+    """A valid body is read as its name and its own bytes, not a copy."""
     body = b'{"name":"click","value":1.50,"nested":{"a":[1,2]}}'
     result = read(body)
-    assert result == Signal("p1", "click", 7, AT, body)
+    assert result == ("click", body)
+    assert isinstance(result, tuple) and result[1] is body
 
 
 def test_a_body_on_several_lines_is_compacted_to_one_with_the_same_value() -> None:
@@ -36,9 +37,10 @@ def test_a_body_on_several_lines_is_compacted_to_one_with_the_same_value() -> No
     document = {"name": "view", "text": "a \\n b\tc", "list": [1, {"x": None}], "flag": True}
     body = json.dumps(document, indent=2).encode()
     result = read(body.replace(b"\n", b"\r\n"))
-    assert isinstance(result, Signal)
-    assert b"\n" not in result.data and b"\r" not in result.data
-    assert json.loads(result.data) == document
+    assert not isinstance(result, Rejection)
+    _, line = result
+    assert b"\n" not in line and b"\r" not in line
+    assert json.loads(line) == document
 
 
 @pytest.mark.parametrize(
@@ -73,17 +75,21 @@ def test_a_signal_of_exactly_one_mebibyte_is_accepted() -> None:
     head, tail = b'{"name":"big","pad":"', b'"}'
     body = head + b"a" * (MAX_SIGNAL_BYTES - len(head) - len(tail)) + tail
     assert len(body) == MAX_SIGNAL_BYTES
-    assert isinstance(read(body), Signal)
+    assert read(body) == ("big", body)
 
 
 def test_one_reader_reads_many_bodies_in_a_row() -> None:
     """The reader's parser is reused across bodies, valid or not."""
     reader = SignalReader()
-    results = [reader.read(IncomingEvent(b, i, AT, "p")) for i, b in enumerate([b'{"name":"a"}', b"{", b'{"name":"b"}'])]
-    assert [type(r).__name__ for r in results] == ["Signal", "Rejection", "Signal"]
+    results = [
+        reader.read(IncomingEvent(b, i, AT, "p"))
+        for i, b in enumerate([b'{"name":"a"}', b"{", b'{"name":"b"}'])
+    ]
+    assert results[0] == ("a", b'{"name":"a"}') and results[2] == ("b", b'{"name":"b"}')
+    assert isinstance(results[1], Rejection) and results[1].reason is RejectReason.NOT_JSON
 
 
 def test_one_line_keeps_single_line_bodies_untouched() -> None:
-    """A body already on one line is not copied or changed."""
-    body = b'{"name":"a","s":"x y"}'
+    """A body already on one line is exported exactly as sent: not copied, not even trimmed."""
+    body = b' {"name":"a","s":"x y"}\t'
     assert one_line(body) is body

@@ -243,7 +243,9 @@ def test_dead_letters_without_a_breakdown_count_as_reason_unknown(reader: InMemo
 def test_dead_letters_are_counted_by_reason_and_project(reader: InMemoryMetricReader) -> None:
     report = a_report()
     if not hasattr(report, "dead_letter_reasons"):
-        pytest.fail("BatchReport has no dead_letter_reasons: the pipeline does not say why events were dead-lettered")
+        pytest.fail(
+            "BatchReport has no dead_letter_reasons: the pipeline does not say why events were dead-lettered"
+        )
     telemetry.record_batch(report, written_at=datetime.now(UTC), earliest_enqueued=None)
     assert by(metric_points(reader)["signals_dead_lettered"], "reason", "project_id") == {
         ("not-json", "p1"): 1,
@@ -338,7 +340,10 @@ def test_a_connection_string_the_distro_refuses_leaves_telemetry_off(
         raise ValueError(f"Invalid connection string {kwargs['connection_string']}")
 
     monkeypatch.setattr(distro, "configure_azure_monitor", refuse)
-    assert telemetry.configure({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=secretish"}) is False
+    assert (
+        telemetry.configure({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=secretish"})
+        is False
+    )
     assert telemetry.configure({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x"}) is False
     assert [r.getMessage() for r in caplog.records] == ["telemetry not configured"]
     assert all("secretish" not in repr(vars(r)) for r in caplog.records)
