@@ -24,7 +24,6 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -40,6 +39,7 @@ from bench.common import (
     paired,
     ratios,
 )
+from shared.fanout import Fanout
 from shared.ledger import PartitionLedger
 from shared.model import AdlsDestination, Destination, Export, Secret
 from shared.pipeline import EventBatch, Exporter
@@ -116,7 +116,7 @@ class NoDeadLetters:
         return sum(1 for _ in rejections)
 
 
-def memory_exporter(exports: list[Export], sink: MemorySink, pool: ThreadPoolExecutor) -> Exporter:
+def memory_exporter(exports: list[Export], sink: MemorySink, writers: Fanout) -> Exporter:
     """An Exporter wired as `Runtime.exporter` is, over storage that does no I/O."""
     by_project: dict[str, list[Export]] = {}
     for export in exports:
@@ -137,7 +137,7 @@ def memory_exporter(exports: list[Export], sink: MemorySink, pool: ThreadPoolExe
         sink_for=sink_for,
         backlog=object(),  # type: ignore[arg-type]  # no export is postponed: never used
         dead_letters=NoDeadLetters(),  # type: ignore[arg-type]
-        pool=pool,
+        writers=writers,
     )
 
 
@@ -210,15 +210,15 @@ class Case:
         self.batch_bytes = sum(len(p) for p in self.payloads)
         self.events = len(self.payloads)
         self.sink = MemorySink()
-        self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="bench-write")
-        self.exporter = memory_exporter(self.exports, self.sink, self.pool)
+        self.writers = Fanout(16, "bench-write")
+        self.exporter = memory_exporter(self.exports, self.sink, self.writers)
         self.next_sequence = 0
         self.sample_seconds = scale.cpu_sample_seconds
         self.reference_batch = self.batch()
         self.rounds = {"exporter": 1, "limit": 1, "usual": 1}
 
     def close(self) -> None:
-        self.pool.shutdown()
+        self.writers.close()
 
     def batch(self) -> EventBatch:
         """The batch again, with the next sequence numbers (the ledger takes it as new signals)."""

@@ -28,7 +28,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,6 +39,7 @@ from bench.common import Figure, Scale, Template, median, quantile, ratios
 from bench.cpu import MemorySink, memory_exporter
 from bench.stack import Sent, Stack, create_export, trigger_events
 from shared.eventhub import batch_from_trigger
+from shared.fanout import Fanout
 from shared.layout import file_for
 from shared.model import AdlsDestination, BlobDestination, Export
 from shared.pipeline import Exporter
@@ -390,8 +390,8 @@ def _saturation(
         create_export(runtime, project, "lake", stack.adls(place, "signals")),
         create_export(runtime, project, "ai", stack.blob(place)),
     ]
-    pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="bench-write")
-    exporters = {"real": runtime.exporter, "cpu": memory_exporter(exports, MemorySink(), pool)}
+    writers = Fanout(16, "bench-write")
+    exporters = {"real": runtime.exporter, "cpu": memory_exporter(exports, MemorySink(), writers)}
     sequences = {(name, p): 0 for name in exporters for p in PARTITIONS}
     bodies = [template.make(i) for i in range(MAX_BATCH)]
 
@@ -418,7 +418,7 @@ def _saturation(
             for name in ("real", "cpu") if round_ % 2 == 0 else ("cpu", "real"):
                 samples[name].append(run(name))
     finally:
-        pool.shutdown()
+        writers.close()
     log(
         f"  e2e: saturated {median(samples['real']):,.0f} signals/s on the local stack, "
         f"{median(samples['cpu']):,.0f} signals/s without I/O"

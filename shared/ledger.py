@@ -90,21 +90,25 @@ class PartitionLedger:
         Files whose bucket ended before `keep_after` are forgotten: a partition's enqueued times only
         grow, so no later signal can reach them.
         """
-        keys = set(written) | {k for k, c in counted.items() if any(c.values())}
+        keys = set(written) | {k for k, c in counted.items() if c}
         if not keys:
             return
         entries = self.entries()
         horizon = keep_after.timestamp()
         changed: dict[ExportKey, LedgerEntry] = {}
         for export_key in keys:
-            entry = entries.setdefault(export_key, LedgerEntry())
-            merged = {k: r for k, r in entry.files.items() if r.bucket_end >= horizon}
-            entry.files = _join(merged, written.get(export_key, {}))
+            entry = entries.get(export_key)
+            if entry is None:
+                entry = entries[export_key] = LedgerEntry()
+            kept = {k: r for k, r in entry.files.items() if r.bucket_end >= horizon}
+            new = written.get(export_key)
+            entry.files = _join(kept, new) if new else kept
+            counters = entry.counters
             for name, value in counted.get(export_key, {}).items():
                 if name.startswith("at_"):
-                    entry.counters[name] = max(entry.counters.get(name, 0), value)
+                    counters[name] = max(counters.get(name, 0), value)
                 else:
-                    entry.counters[name] = entry.counters.get(name, 0) + value
+                    counters[name] = counters.get(name, 0) + value
             if errors and export_key in errors:
                 entry.last_error = errors[export_key]
             changed[export_key] = entry
@@ -176,11 +180,12 @@ def _join(a: Mapping[str, FileRecord], b: Mapping[str, FileRecord]) -> dict[str,
     joined = dict(a)
     for key, record in b.items():
         known = joined.get(key)
-        joined[key] = (
-            FileRecord(known.state.join(record.state), max(known.bucket_end, record.bucket_end))
-            if known
-            else record
-        )
+        if known is None or (
+            record.state.length > known.state.length and record.bucket_end >= known.bucket_end
+        ):
+            joined[key] = record  # the usual case: a later view of the file
+        else:
+            joined[key] = FileRecord(known.state.join(record.state), max(known.bucket_end, record.bucket_end))
     return joined
 
 
@@ -189,7 +194,10 @@ def _to_entity(partition_key: str, project_id: str, export_id: str, entry: Ledge
         {k: [r.state.length, r.state.last_sequence, r.bucket_end] for k, r in entry.files.items()}
     ).decode()
     entity: dict[str, Any] = {"PartitionKey": partition_key, "RowKey": row_key(project_id, export_id)}
-    chunks = [text[i : i + _PROPERTY_CHARS] for i in range(0, len(text), _PROPERTY_CHARS)] or [""]
+    if len(text) <= _PROPERTY_CHARS:
+        chunks = [text]  # nearly always: a partition writes a few files per export at a time
+    else:
+        chunks = [text[i : i + _PROPERTY_CHARS] for i in range(0, len(text), _PROPERTY_CHARS)]
     entity["parts"] = len(chunks)
     for index, chunk in enumerate(chunks):
         entity[f"files{index}"] = chunk

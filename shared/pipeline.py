@@ -12,9 +12,9 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from itertools import chain
 from operator import itemgetter
 
@@ -23,6 +23,7 @@ from azure.storage.blob import ContainerClient
 from shared.backlog import BacklogFile, keep, mark_uncertain
 from shared.deadletter import DeadLetters
 from shared.delivery import FileSink, FileState, Line, deliver, encode, lines_after
+from shared.fanout import Fanout
 from shared.layout import FileTarget, file_for
 from shared.ledger import ExportKey, FileRecord, PartitionLedger
 from shared.model import Destination, Export, ExportStatus
@@ -63,7 +64,8 @@ class ExportTally:
         self.last_error = failure.code
 
     def counters(self, now: float) -> dict[str, int]:
-        """The tally as the ledger's running counters (`at_*` are times, kept as the latest)."""
+        """The tally as additions to the ledger's running counters: only those that change (a missing
+        counter reads as 0). `at_*` are times, kept as the latest."""
         counts = {
             "exported": self.exported,
             "exported_bytes": self.exported_bytes,
@@ -71,13 +73,11 @@ class ExportTally:
             "dropped": self.dropped,
             "writes_ok": self.writes_ok,
             "writes_failed": self.writes_failed,
+            **{f"failed_{cause}": n for cause, n in self.failures.items()},
+            "at_last_success": int(now) if self.writes_ok else 0,
+            "at_last_failure": int(now) if self.writes_failed else 0,
         }
-        counts.update({f"failed_{cause}": n for cause, n in self.failures.items()})
-        if self.writes_ok:
-            counts["at_last_success"] = int(now)
-        if self.writes_failed:
-            counts["at_last_failure"] = int(now)
-        return counts
+        return {name: value for name, value in counts.items() if value}
 
 
 @dataclass
@@ -152,7 +152,7 @@ class Exporter:
         backlog: ContainerClient,
         dead_letters: DeadLetters,
         write_deadline: float = 20.0,
-        pool: Executor | None = None,
+        writers: Fanout | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._exports_of = exports_of
@@ -162,7 +162,7 @@ class Exporter:
         self._backlog_sink = AppendBlobSink(backlog)
         self._dead_letters = dead_letters
         self._write_deadline = write_deadline
-        self._pool = pool or ThreadPoolExecutor(max_workers=16, thread_name_prefix="export-write")
+        self._writers = writers or Fanout(16, "export-write")
         self._readers = threading.local()
         self._clock = clock
         self._plans: dict[tuple[str, Group], _Plan] = {}
@@ -204,26 +204,25 @@ class Exporter:
 
         written: dict[ExportKey, dict[str, FileRecord]] = defaultdict(dict)
         uncertain: set[str] = set()
-        running = []
         encoded = _Encoded()
-        for index, work in enumerate(live):
-            before = state_of(work.export, work.target.key)
-            if index < len(live) - 1:
-                future = self._pool.submit(self._write_live, work, before, encoded)
-            else:  # the last file is written here, by a thread that would otherwise only wait
-                future = _done(self._write_live, work, before, encoded)
-            running.append((work, before, future))
-        for work, before, future in running:
+        befores = [state_of(work.export, work.target.key) for work in live]
+        outcomes = self._writers.run(
+            [
+                partial(self._write_live, work, before, encoded)
+                for work, before in zip(live, befores, strict=True)
+            ]
+        )
+        for work, before, state in zip(live, befores, outcomes, strict=True):
             tally = report.exports[work.export.key]
-            try:
-                state = future.result()
-            except WriteFailure as failure:
-                tally.failed(failure, len(work.lines))
-                if failure.cause in {Cause.TRANSIENT, Cause.THROTTLED}:
+            if isinstance(state, WriteFailure):
+                tally.failed(state, len(work.lines))
+                if state.cause in {Cause.TRANSIENT, Cause.THROTTLED}:
                     uncertain.add(work.target.key)
-                _log_failure(work, failure)
+                _log_failure(work, state)
                 held.append(work)
                 continue
+            if isinstance(state, BaseException):
+                raise state  # not a destination's failure: a fault of ours, the batch is retried
             written[work.export.key][work.target.key] = FileRecord(state, work.target.bucket_end.timestamp())
             tally.writes_ok += 1
             fresh = _after(work.lines, before)
@@ -319,16 +318,6 @@ class Exporter:
 def _after(lines: Sequence[Line], state: FileState | None) -> Sequence[Line]:
     """The lines a file's recorded state does not hold yet (`lines` itself when it holds none)."""
     return lines if state is None else lines_after(lines, state.last_sequence)
-
-
-def _done(write: Callable[..., FileState], *args: object) -> Future[FileState]:
-    """Run a write in this thread, with its outcome as a finished future like the pool's."""
-    future: Future[FileState] = Future()
-    try:
-        future.set_result(write(*args))
-    except Exception as error:
-        future.set_exception(error)
-    return future
 
 
 def _log_failure(work: _Work, failure: WriteFailure) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -22,6 +21,7 @@ from azure.storage.queue import QueueClient
 from shared import settings as names
 from shared.deadletter import DeadLetters
 from shared.environment import SettingsError
+from shared.fanout import Fanout
 from shared.ledger import PartitionLedger
 from shared.monitor import HealthMonitor, HealthRecords
 from shared.notify import Notifier
@@ -159,7 +159,7 @@ class Runtime:
             backlog=self.backlog_container,
             dead_letters=DeadLetters(self.deadletter_container, self.settings.eventhub_name),
             write_deadline=self.settings.write_deadline_seconds,
-            pool=ThreadPoolExecutor(self.settings.write_concurrency, thread_name_prefix="export-write"),
+            writers=Fanout(self.settings.write_concurrency, "export-write"),
             clock=lambda: self.clock(),
         )
 
