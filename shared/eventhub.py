@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 import azure.functions as func
@@ -42,6 +43,8 @@ def batch_from_trigger(events: Sequence[func.EventHubEvent]) -> EventBatch:
                 project_id=project if isinstance(project, str) else None,
             )
         )
+    if any(later.sequence <= earlier.sequence for earlier, later in pairwise(incoming)):
+        incoming.sort(key=lambda e: e.sequence)  # never seen from Event Hubs; delivery relies on it
     return EventBatch(partition, incoming)
 
 

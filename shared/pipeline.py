@@ -33,12 +33,12 @@ from shared.sinks import AppendBlobSink, write_with_retry
 
 log = logging.getLogger("signals_export.pipeline")
 _SEQUENCE = itemgetter(0)
-_DATA = itemgetter(1)
 
 
 @dataclass(frozen=True, slots=True)
 class EventBatch:
-    """The events of one trigger invocation: all from one partition, in sequence order."""
+    """The events of one trigger invocation: all from one partition, in ascending sequence order (the
+    order Event Hubs delivers them in; shared.eventhub makes sure of it)."""
 
     partition: str
     events: Sequence[IncomingEvent]
@@ -99,15 +99,32 @@ class BatchReport:
 # once per set of groups: exports that select the same names share one list, and one encoding of it.
 
 
+@dataclass(frozen=True, slots=True)
+class _File:
+    """A file an export writes a group's signals to, with what every batch asks of it, worked out once."""
+
+    export: Export
+    target: FileTarget
+    key: str  # the ledger's name for the file (target.key)
+    ends: float  # when its time bucket ends, POSIX seconds
+    work: tuple[ExportKey, str]  # one _Work per batch has this key
+
+
 @dataclass(slots=True)
 class _Work:
     """One destination file's part of a batch."""
 
-    export: Export
-    target: FileTarget
-    groups: list[list[Line]] = field(default_factory=list)  # the lines of each group it takes
-    lines: list[Line] = field(default_factory=list)  # those merged in sequence order
-    size: int = 0  # bytes of `lines` as written (with their newlines)
+    file: _File
+    groups: list[list[Line]]  # the lines of each group it takes
+    lines: list[Line]  # those merged in sequence order
+
+    @property
+    def export(self) -> Export:
+        return self.file.export
+
+    @property
+    def target(self) -> FileTarget:
+        return self.file.target
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +133,7 @@ class _Plan:
     the list it was made from: another list means the exports were read again, and the plan is redone."""
 
     exports: list[Export]
-    files: list[tuple[Export, FileTarget, tuple[ExportKey, str]]]  # with the key of the file's _Work
+    files: list[_File]
     dropped: list[ExportKey]  # disabled exports that select the group's signals
 
 
@@ -205,7 +222,7 @@ class Exporter:
         written: dict[ExportKey, dict[str, FileRecord]] = defaultdict(dict)
         uncertain: set[str] = set()
         encoded = _Encoded()
-        befores = [state_of(work.export, work.target.key) for work in live]
+        befores = [state_of(work.export, work.file.key) for work in live]
         outcomes = self._writers.run(
             [
                 partial(self._write_live, work, before, encoded)
@@ -217,34 +234,32 @@ class Exporter:
             if isinstance(state, WriteFailure):
                 tally.failed(state, len(work.lines))
                 if state.cause in {Cause.TRANSIENT, Cause.THROTTLED}:
-                    uncertain.add(work.target.key)
+                    uncertain.add(work.file.key)
                 _log_failure(work, state)
                 held.append(work)
                 continue
             if isinstance(state, BaseException):
                 raise state  # not a destination's failure: a fault of ours, the batch is retried
-            written[work.export.key][work.target.key] = FileRecord(state, work.target.bucket_end.timestamp())
+            written[work.export.key][work.file.key] = FileRecord(state, work.file.ends)
             tally.writes_ok += 1
             fresh = _after(work.lines, before)
             if fresh is work.lines:
                 tally.exported += len(work.lines)  # the usual case: no line was recorded before
-                tally.exported_bytes += work.size
+                tally.exported_bytes += len(encoded(work.lines))  # encoded for the write: a lookup
             else:
                 tally.exported += len(fresh)
                 tally.exported_bytes += sum(len(data) + 1 for _, data in fresh)
         for work in held:
             # Signals the live file already records (a redelivery) are not kept twice.
-            live_state = state_of(work.export, work.target.key)
+            live_state = state_of(work.export, work.file.key)
             lines = _after(work.lines, live_state)
             backlog = BacklogFile(work.export, work.target)
             before = state_of(work.export, backlog.ledger_key)
             state = keep(self._backlog_sink, backlog, lines, before)
-            if work.target.key in uncertain:
+            if work.file.key in uncertain:
                 # The write may have landed: the replay will look at the live file first.
                 mark_uncertain(self._backlog, backlog.path, live_state.length if live_state else 0)
-            written[work.export.key][backlog.ledger_key] = FileRecord(
-                state, work.target.bucket_end.timestamp()
-            )
+            written[work.export.key][backlog.ledger_key] = FileRecord(state, work.file.ends)
             report.exports[work.export.key].backlogged += len(_after(lines, before))
         now = self._clock()
         counted = {key: tally.counters(now) for key, tally in report.exports.items()}
@@ -260,20 +275,18 @@ class Exporter:
         works: dict[tuple[ExportKey, str], _Work] = {}
         for key, lines in groups.items():
             plan = self._plan(key, partition)
-            size = sum(map(len, map(_DATA, lines))) + len(lines)
             for export_key in plan.dropped:
                 report.exports[export_key].dropped += len(lines)
-            for export, target, group in plan.files:
-                work = works.get(group)
+            for file in plan.files:
+                work = works.get(file.work)
                 if work is None:
-                    work = works[group] = _Work(export, target)
-                work.groups.append(lines)
-                work.size += size
+                    works[file.work] = _Work(file, [lines], lines)
+                else:
+                    work.groups.append(lines)
         merged: dict[tuple[int, ...], list[Line]] = {}
         for work in works.values():
             if len(work.groups) == 1:
-                work.lines = work.groups[0]
-                continue
+                continue  # its lines are its one group's
             sources = tuple(map(id, work.groups))
             known = merged.get(sources)
             if known is None:
@@ -292,7 +305,7 @@ class Exporter:
         if plan is not None and plan.exports is exports:
             return plan
         at = datetime.fromtimestamp(minute * 60, UTC)  # stands for the signals' times: see Group
-        files: list[tuple[Export, FileTarget, tuple[ExportKey, str]]] = []
+        files: list[_File] = []
         dropped: list[ExportKey] = []
         for export in exports:
             if not export.enabled or not export.selects(name):
@@ -301,7 +314,10 @@ class Exporter:
                 dropped.append(export.key)
                 continue
             target = file_for(export, name, at, partition)
-            files.append((export, target, (export.key, target.key)))
+            file_key = target.key
+            files.append(
+                _File(export, target, file_key, target.bucket_end.timestamp(), (export.key, file_key))
+            )
         plan = _Plan(exports, files, dropped)
         if len(self._plans) >= _PLANS_KEPT:
             self._plans.clear()  # old minutes: cheaper to start again than to track age

@@ -177,6 +177,23 @@ def test_a_batch_reaches_every_matching_export_once_and_bad_events_are_dead_lett
         assert record["bodyBase64"] and record["detail"]
 
 
+def test_a_batch_handed_over_out_of_order_is_written_in_sequence_order_once(
+    service: Runtime, customer: Customer, two_projects: dict[str, Any]
+) -> None:
+    """Event Hubs delivers a partition in order; should a batch come reversed, every file still gets
+    its signals in sequence order, and a redelivery after it adds nothing twice."""
+    sent = mixed_traffic(Producer(START), two_projects["alpha"], two_projects["beta"], 40)
+    export_signals = registered("export_signals")
+
+    export_signals(trigger_batch("4", sent[:30][::-1]))
+    export_signals(trigger_batch("4", sent[20:]))
+
+    check_destinations(customer, two_projects, sent, "4")
+    for lines in customer.lake_files(two_projects["fs_a"]).values():
+        indexes = [json.loads(line)["index"] for line in lines]
+        assert indexes == sorted(indexes)
+
+
 def test_a_crash_at_any_step_then_redelivery_exports_each_signal_once(
     service: Runtime, customer: Customer, two_projects: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,4 +1,4 @@
-"""The fanout runs a batch's writes at once and hands every outcome back, in order, never losing one."""
+"""The fanout runs a batch's writes at once when they wait, and hands every outcome back, in order."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from shared.fanout import Fanout
 
 
 def test_calls_run_at_once_and_their_results_come_back_in_order() -> None:
-    """Four calls that can only finish together (a barrier of four) finish: they ran at once, on three
-    threads of the fanout and the caller's own."""
+    """Four calls that can only finish together (a barrier of four) finish: each call that waits wakes
+    a helper for the next, so they ran at once, on the three helpers and the caller's own thread."""
     fanout = Fanout(3, "test")
     barrier = threading.Barrier(4, timeout=10)
     threads: list[str] = []
