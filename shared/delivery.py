@@ -13,8 +13,9 @@ this writer's signals up to `last_sequence`, in order.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from operator import itemgetter
 from typing import Protocol
 
@@ -46,11 +47,16 @@ _SEQUENCE = itemgetter(0)
 _DATA = itemgetter(1)
 
 
-def lines_after(lines: Sequence[Line], last_sequence: int) -> Sequence[Line]:
-    """The lines after `last_sequence` (the lines themselves when all are: no copy)."""
-    if not lines or lines[0][0] > last_sequence:
+def lines_after(lines: Sequence[Line], state: FileState | None) -> Sequence[Line]:
+    """The lines a file's recorded state does not hold yet (`lines` itself when it holds none: no copy)."""
+    if state is None or not lines or lines[0][0] > state.last_sequence:
         return lines
-    return lines[bisect_right(lines, last_sequence, key=_SEQUENCE) :]
+    return lines[bisect_right(lines, state.last_sequence, key=_SEQUENCE) :]
+
+
+def merged(runs: Iterable[Sequence[Line]]) -> list[Line]:
+    """Runs of lines, each in sequence order, as one list in sequence order."""
+    return sorted(chain.from_iterable(runs), key=_SEQUENCE)
 
 
 class PositionConflict(Exception):
@@ -101,7 +107,7 @@ def deliver(
     `state` is the ledger's view, or None when the ledger has no record of the file. `encoded` gives
     the payload of a list of lines (a caller writing the same lines to several files encodes once).
     """
-    pending = lines if state is None else lines_after(lines, state.last_sequence)
+    pending = lines_after(lines, state)
     if not pending:
         return state if state is not None else EMPTY
     if state is None:

@@ -15,14 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from itertools import chain
-from operator import itemgetter
 
 from azure.storage.blob import ContainerClient
 
 from shared.backlog import BacklogFile, keep, mark_uncertain
 from shared.deadletter import DeadLetters
-from shared.delivery import FileSink, FileState, Line, deliver, encode, lines_after
+from shared.delivery import FileSink, FileState, Line, deliver, encode, lines_after, merged
 from shared.fanout import Fanout
 from shared.layout import FileTarget, file_for
 from shared.ledger import ExportKey, FileRecord, PartitionLedger
@@ -32,7 +30,6 @@ from shared.signals import Group, IncomingEvent, SignalReader
 from shared.sinks import AppendBlobSink, write_with_retry
 
 log = logging.getLogger("signals_export.pipeline")
-_SEQUENCE = itemgetter(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +239,7 @@ class Exporter:
                 raise state  # not a destination's failure: a fault of ours, the batch is retried
             written[work.export.key][work.file.key] = FileRecord(state, work.file.ends)
             tally.writes_ok += 1
-            fresh = _after(work.lines, before)
+            fresh = lines_after(work.lines, before)
             if fresh is work.lines:
                 tally.exported += len(work.lines)  # the usual case: no line was recorded before
                 tally.exported_bytes += len(encoded(work.lines))  # encoded for the write: a lookup
@@ -252,7 +249,7 @@ class Exporter:
         for work in held:
             # Signals the live file already records (a redelivery) are not kept twice.
             live_state = state_of(work.export, work.file.key)
-            lines = _after(work.lines, live_state)
+            lines = lines_after(work.lines, live_state)
             backlog = BacklogFile(work.export, work.target)
             before = state_of(work.export, backlog.ledger_key)
             state = keep(self._backlog_sink, backlog, lines, before)
@@ -260,7 +257,7 @@ class Exporter:
                 # The write may have landed: the replay will look at the live file first.
                 mark_uncertain(self._backlog, backlog.path, live_state.length if live_state else 0)
             written[work.export.key][backlog.ledger_key] = FileRecord(state, work.file.ends)
-            report.exports[work.export.key].backlogged += len(_after(lines, before))
+            report.exports[work.export.key].backlogged += len(lines_after(lines, before))
         now = self._clock()
         counted = {key: tally.counters(now) for key, tally in report.exports.items()}
         errors = {key: tally.last_error for key, tally in report.exports.items() if tally.last_error}
@@ -283,14 +280,14 @@ class Exporter:
                     works[file.work] = _Work(file, [lines], lines)
                 else:
                     work.groups.append(lines)
-        merged: dict[tuple[int, ...], list[Line]] = {}
+        shared_lines: dict[tuple[int, ...], list[Line]] = {}
         for work in works.values():
             if len(work.groups) == 1:
                 continue  # its lines are its one group's
             sources = tuple(map(id, work.groups))
-            known = merged.get(sources)
+            known = shared_lines.get(sources)
             if known is None:
-                known = merged[sources] = sorted(chain.from_iterable(work.groups), key=_SEQUENCE)
+                known = shared_lines[sources] = merged(work.groups)
             work.lines = known
         live = [w for w in works.values() if w.export.status is ExportStatus.ACTIVE]
         held = [w for w in works.values() if w.export.status is ExportStatus.POSTPONED]
@@ -329,11 +326,6 @@ class Exporter:
         return write_with_retry(
             lambda: deliver(sink, work.target.path, work.lines, state, encoded), deadline=self._write_deadline
         )
-
-
-def _after(lines: Sequence[Line], state: FileState | None) -> Sequence[Line]:
-    """The lines a file's recorded state does not hold yet (`lines` itself when it holds none)."""
-    return lines if state is None else lines_after(lines, state.last_sequence)
 
 
 def _log_failure(work: _Work, failure: WriteFailure) -> None:

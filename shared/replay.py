@@ -24,7 +24,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
 from shared.backlog import UNCERTAIN, export_prefix, list_backlog, parse_backlog_line
-from shared.delivery import Line
+from shared.delivery import Line, encode
 from shared.health import hints
 from shared.layout import replay_path
 from shared.model import AdlsDestination, Export, ExportStatus
@@ -199,7 +199,7 @@ def _replay_range(
         outcome.skipped += len(lines) - len(keep)
         if keep:
             path = replay_path(live_path, f"{start:012d}")
-            body = b"\n".join([*(data for _, data in keep), b""])
+            body = encode(keep)
             written_end = _create_replay_file(runtime, export, path, body, end)
             if written_end != end:
                 return written_end  # an earlier delivery wrote this file for a shorter range
