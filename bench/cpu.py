@@ -23,7 +23,7 @@ import gc
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -39,6 +39,7 @@ from bench.common import (
     paired,
     ratios,
 )
+from shared.delivery import FileInfo
 from shared.fanout import Fanout
 from shared.ledger import PartitionLedger
 from shared.model import AdlsDestination, Destination, Export, Secret
@@ -74,11 +75,13 @@ class MemorySink:
     """A FileSink over lengths in memory: every append succeeds at once. Keeps the payloads only when
     asked (the correctness check), so timing measures the exporter, not the stand-in."""
 
+    max_append = 4 * 1024 * 1024
+
     def __init__(self) -> None:
         self.lengths: dict[str, int] = {}
         self.payloads: dict[str, list[bytes]] | None = None
 
-    def create(self, path: str) -> bool:
+    def create(self, path: str, owner: str = "") -> bool:
         if path in self.lengths:
             return False
         self.lengths[path] = 0
@@ -86,6 +89,10 @@ class MemorySink:
 
     def length(self, path: str) -> int | None:
         return self.lengths.get(path)
+
+    def describe(self, path: str) -> FileInfo | None:
+        length = self.lengths.get(path)
+        return None if length is None else FileInfo(length, "")
 
     def append(self, path: str, data: bytes, position: int) -> int:
         self.lengths[path] = position + len(data)
@@ -106,9 +113,12 @@ class MemoryTable:
     def query_entities(self, *args: Any, **kwargs: Any) -> list[Any]:
         return []
 
-    def submit_transaction(self, operations: Sequence[Any]) -> list[dict[str, str]]:
+    def get_entity(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the benchmark's batches never need a fresh ledger read")
+
+    def submit_transaction(self, operations: Iterable[Any], **kwargs: Any) -> list[Mapping[str, Any]]:
         self.transactions += 1
-        return [{"etag": f"W/{self.transactions}"} for _ in operations]
+        return [{"etag": f"W/{self.transactions}"} for _ in list(operations)]
 
 
 class NoDeadLetters:
@@ -125,7 +135,7 @@ def memory_exporter(exports: list[Export], sink: MemorySink, writers: Fanout) ->
 
     def ledger_for(partition: str) -> PartitionLedger:
         if partition not in ledgers:
-            ledgers[partition] = PartitionLedger(MemoryTable(), f"bench-{partition}")  # type: ignore[arg-type]
+            ledgers[partition] = PartitionLedger(MemoryTable(), f"bench-{partition}")
         return ledgers[partition]
 
     def sink_for(destination: Destination) -> MemorySink:
@@ -136,7 +146,7 @@ def memory_exporter(exports: list[Export], sink: MemorySink, writers: Fanout) ->
         ledger_for=ledger_for,
         sink_for=sink_for,
         backlog=object(),  # type: ignore[arg-type]  # no export is postponed: never used
-        dead_letters=NoDeadLetters(),  # type: ignore[arg-type]
+        dead_letters=NoDeadLetters(),
         writers=writers,
     )
 

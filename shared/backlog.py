@@ -1,11 +1,18 @@
 """The backlog: signals an export could not write, kept in the service's own storage for replay.
 
-One append blob per live destination file that could not be written, in the `backlog` container:
-`<project>/<export>/<destination id>/<live file path>`, so a replay knows the file (and so the time
-bucket) each signal belonged to. Each line is `<sequence number>\\t<signal line>`: the sequence number
-lets a replay skip signals that a write of uncertain outcome did land after all.
+When a write to a live file fails (or its export is postponed), the file is *held* at the last
+position known to be consistent (shared.ledger.FileRecord), and its signals go, in order, to one
+append blob in the `backlog` container,
+`<project>/<export>/<partition>/<destination id>/<live file path>@<position>`. The failed write may
+have landed after all; if it did, the live file holds, from that position, the first of the backlog's
+signals, in the same order (the file's lines after a consistent state are runs of its sequence:
+shared.delivery). Only one thing is ever appended at a held position: the backlog's signals followed by
+later ones (the next live writer's catch-up). So whoever looks at the file from the position (the
+catch-up, the replay) finds there a run of the backlog's signals followed by later ones, and skips the
+backlog's signals it finds, matched in order: exact, however many signals are byte-identical.
 
-Writes to the backlog go through the same exactly-once delivery as destination files.
+Each backlog line is `<sequence number>\\t<signal line>`. Writes to the backlog go through the same
+exactly-once delivery as destination files.
 """
 
 from __future__ import annotations
@@ -17,20 +24,22 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
-from shared.delivery import FileSink, FileState, Line, deliver
-from shared.layout import FileTarget, destination_id
+from shared.delivery import Line
+from shared.layout import FileTarget, destination_id, ledger_key
 from shared.model import Export
 
 LEDGER_PREFIX = "backlog:"
-UNCERTAIN = "uncertain"  # metadata: live-file positions where a write of unknown outcome was aimed
+HELD_AT = "@"
 
 
 @dataclass(frozen=True, slots=True)
 class BacklogFile:
-    """Where one live file's undelivered signals wait."""
+    """Where one live file's signals wait after it was held at `position`."""
 
     export: Export
     target: FileTarget
+    partition: str
+    position: int
 
     @property
     def path(self) -> str:
@@ -38,14 +47,37 @@ class BacklogFile:
             (
                 self.export.project_id,
                 self.export.export_id,
+                self.partition,
                 destination_id(self.target.destination),
-                self.target.path,
+                f"{self.target.path}{HELD_AT}{self.position}",
             )
         )
 
     @property
     def ledger_key(self) -> str:
-        return LEDGER_PREFIX + self.path
+        return ledger_key(LEDGER_PREFIX + self.path)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldFile:
+    """What a backlog file's name says of the live file it holds signals for."""
+
+    partition: str
+    destination_id: str
+    path: str  # the live file's path in its filesystem or container
+    position: int  # where the live file was held
+
+    @property
+    def ledger_key(self) -> str:
+        """The live file's name in the ledger (shared.layout.FileTarget.key)."""
+        return ledger_key(f"{self.destination_id}/{self.path}")
+
+
+def held_file(name: str, project_id: str, export_id: str) -> HeldFile:
+    """The live file a backlog blob holds signals for, from the blob's name."""
+    partition, destination, rest = name[len(export_prefix(project_id, export_id)) :].split("/", 2)
+    path, _, position = rest.rpartition(HELD_AT)
+    return HeldFile(partition, destination, path, int(position))
 
 
 def backlog_lines(lines: Sequence[Line]) -> list[Line]:
@@ -57,11 +89,6 @@ def parse_backlog_line(row: bytes) -> Line:
     """One backlog line back into the signal line and its sequence number."""
     sequence, _, data = row.partition(b"\t")
     return int(sequence), data
-
-
-def keep(sink: FileSink, file: BacklogFile, lines: Sequence[Line], state: FileState | None) -> FileState:
-    """Append signals to the backlog, exactly once."""
-    return deliver(sink, file.path, backlog_lines(lines), state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,13 +133,3 @@ def expire(container: ContainerClient, blob: BacklogBlob) -> int | None:
     except ResourceNotFoundError:
         return 0
     return data.count(b"\n")
-
-
-def mark_uncertain(container: ContainerClient, name: str, position: int) -> None:
-    """Note on a backlog file that a live write aimed at `position` of its live file may have landed:
-    the replay reads the live file there before writing (shared.replay.landed_at)."""
-    blob = container.get_blob_client(name)
-    metadata = dict(blob.get_blob_properties().metadata or {})
-    positions = set(metadata.get(UNCERTAIN, "").split()) | {str(position)}
-    metadata[UNCERTAIN] = " ".join(sorted(positions, key=int))
-    blob.set_blob_metadata(metadata)

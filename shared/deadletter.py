@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
+from typing import Protocol
 
 import orjson
 from azure.core import MatchConditions
@@ -15,6 +16,13 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContainerClient
 
 from shared.signals import Rejection
+
+
+class DeadLetterStore(Protocol):
+    """Where the export path puts events that are not signals."""
+
+    def put(self, partition: str, rejections: Iterable[Rejection]) -> int:
+        """Keep each rejection once; return how many were given."""
 
 
 class DeadLetters:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from shared.counters import Counters
 from shared.environment import number
 from shared.model import ExportStatus
 from shared.outcomes import Cause
@@ -107,18 +108,14 @@ class Tick:
         return cls(int(raw["e"]), int(raw["ok"]), {k: int(v) for k, v in raw["f"].items()}, int(raw["wf"]))
 
 
-def tick_between(before: Mapping[str, int], after: Mapping[str, int]) -> Tick:
+def tick_between(before: Counters, after: Counters) -> Tick:
     """The tick from two snapshots of an export's running counters."""
-
-    def delta(name: str) -> int:
-        return max(0, after.get(name, 0) - before.get(name, 0))
-
-    failed = {cause.value: delta(f"failed_{cause.value}") for cause in Cause}
+    delta = after.since(before)
     return Tick(
-        exported=delta("exported"),
-        writes_ok=delta("writes_ok"),
-        failed={k: v for k, v in failed.items() if v},
-        writes_failed=delta("writes_failed"),
+        exported=delta.exported,
+        writes_ok=delta.writes_ok,
+        failed=dict(delta.failed),
+        writes_failed=delta.writes_failed,
     )
 
 

@@ -23,10 +23,10 @@ def health_view(
     now = time.time() if now is None else now
     export, _ = runtime.store.get(project_id, export_id)
     record = runtime.health_records.get(project_id, export_id)
-    totals, last_error = totals_of(read_partitions_of(runtime.ledger_table, project_id, export_id))
+    totals = totals_of(read_partitions_of(runtime.ledger_table, project_id, export_id))
     cause = record.cause if export.status is not ExportStatus.ACTIVE else ""
     rate = success_rate(record.ticks)
-    backlogged = totals.get("backlogged", 0)
+    backlogged = totals.backlogged
     replay = progress(runtime, export)
     return {
         "projectId": project_id,
@@ -39,16 +39,16 @@ def health_view(
         "hints": hints(cause),
         "successRate": None if rate is None else round(rate, 4),
         "counters": {
-            "exported": totals.get("exported", 0),
-            "exportedBytes": totals.get("exported_bytes", 0),
+            "exported": totals.exported,
+            "exportedBytes": totals.exported_bytes,
             "backlogged": backlogged,
-            "dropped": totals.get("dropped", 0),
+            "dropped": totals.dropped,
             "lost": record.lost,
-            "failedWrites": totals.get("writes_failed", 0),
+            "failedWrites": totals.writes_failed,
         },
-        "lastSuccessAt": _iso(totals["at_last_success"]) if totals.get("at_last_success") else None,
-        "lastFailureAt": _iso(totals["at_last_failure"]) if totals.get("at_last_failure") else None,
-        "lastErrorCode": last_error or record.last_error or None,
+        "lastSuccessAt": _iso(totals.last_success) if totals.last_success else None,
+        "lastFailureAt": _iso(totals.last_failure) if totals.last_failure else None,
+        "lastErrorCode": totals.last_error or record.last_error or None,
         "backlog": {
             "files": replay["itemsLeft"],
             "bytes": replay["bytesLeft"],

@@ -34,7 +34,13 @@ class FileTarget:
     @property
     def key(self) -> str:
         """A stable name for the ledger, distinct across destinations with the same path."""
-        return f"{destination_id(self.destination)}/{self.path}"
+        return ledger_key(f"{destination_id(self.destination)}/{self.path}")
+
+
+def ledger_key(name: str) -> str:
+    """A file's name in the ledger: a short digest of its place, so that a ledger entry stays small
+    however long paths get (Blob paths carry signal names; an entity holds 1 MiB at most)."""
+    return hashlib.blake2s(name.encode(), digest_size=12).hexdigest()
 
 
 def destination_id(destination: Destination) -> str:

@@ -76,6 +76,7 @@ class Export:
     status: ExportStatus = ExportStatus.ACTIVE
     webhook: str | None = None  # notified of state changes
     webhook_secret: Secret | None = None  # signs the notifications
+    generation: str = ""  # set when the export is created: tells it from an earlier one of the same id
 
     def selects(self, name: str) -> bool:
         """Whether a signal of this name belongs to the export."""
@@ -84,3 +85,8 @@ class Export:
     @property
     def key(self) -> tuple[str, str]:
         return (self.project_id, self.export_id)
+
+    def owner(self, partition: str) -> str:
+        """The mark of the files this export's writer for a partition creates (shared.delivery): a file
+        found with another mark is not this writer's, even at one of its paths."""
+        return f"{self.project_id}/{self.export_id}/{self.generation}/{partition}"

@@ -21,6 +21,7 @@ from azure.data.tables import TableClient, UpdateMode
 from azure.storage.blob import ContainerClient
 
 from shared.backlog import BacklogBlob, expire, export_prefix, list_backlog
+from shared.counters import Counters
 from shared.health import Decision, HealthPolicy, Tick, explanation, hints, judge, tick_between
 from shared.ledger import ExportKey, LedgerEntry, read_all
 from shared.model import Destination, Export, ExportStatus
@@ -39,7 +40,7 @@ class HealthRecord:
 
     project_id: str
     export_id: str
-    totals: dict[str, int] = field(default_factory=dict)
+    totals: Counters = field(default_factory=Counters)
     ticks: list[Tick] = field(default_factory=list)
     since: float = 0.0
     cause: str = ""
@@ -58,7 +59,7 @@ class HealthRecord:
         return {
             "PartitionKey": self.project_id,
             "RowKey": self.export_id,
-            "totals": orjson.dumps(self.totals).decode(),
+            "totals": orjson.dumps(self.totals.to_json()).decode(),
             "ticks": orjson.dumps([t.to_json() for t in self.ticks]).decode(),
             "since": self.since,
             "cause": self.cause,
@@ -79,7 +80,7 @@ class HealthRecord:
         return cls(
             project_id=str(entity["PartitionKey"]),
             export_id=str(entity["RowKey"]),
-            totals=orjson.loads(entity.get("totals") or "{}"),
+            totals=Counters.from_json(orjson.loads(entity.get("totals") or "{}")),
             ticks=[Tick.from_json(t) for t in orjson.loads(entity.get("ticks") or "[]")],
             since=float(entity.get("since", 0.0)),
             cause=str(entity.get("cause", "")),
@@ -122,19 +123,12 @@ class HealthRecords:
             pass
 
 
-def totals_of(entries: list[LedgerEntry]) -> tuple[dict[str, int], str]:
-    """An export's counters summed over partitions, and its most recent error code."""
-    totals: dict[str, int] = {}
-    latest_error, latest_at = "", -1
+def totals_of(entries: list[LedgerEntry]) -> Counters:
+    """An export's counters summed over partitions (the latest error code is the latest failure's)."""
+    totals = Counters()
     for entry in entries:
-        for name, value in entry.counters.items():
-            totals[name] = (
-                max(totals.get(name, 0), value) if name.startswith("at_") else totals.get(name, 0) + value
-            )
-        at = entry.counters.get("at_last_failure", 0)
-        if entry.last_error and at > latest_at:
-            latest_error, latest_at = entry.last_error, at
-    return totals, latest_error
+        totals.add(entry.counters)
+    return totals
 
 
 Probe = Callable[[Destination], WriteFailure | None]
@@ -203,10 +197,10 @@ class HealthMonitor:
     ) -> None:
         now = self._clock()
         before = record.to_entity()
-        totals, last_error = totals_of(entries)
+        totals = totals_of(entries)
         tick = tick_between(record.totals, totals)
         record.totals = totals
-        record.last_error = last_error or record.last_error
+        record.last_error = totals.last_error or record.last_error
         if export.enabled:
             record.ticks = [*record.ticks, tick][-self._policy.window_ticks :]
         postponed_for = (
@@ -292,7 +286,7 @@ class HealthMonitor:
         if (
             export.status is ExportStatus.ACTIVE
             and record.backlog_files == 0
-            and not record.totals.get("backlogged")
+            and not record.totals.backlogged
         ):
             return
         horizon = now - self._policy.retention.total_seconds()

@@ -17,6 +17,8 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
+from shared.delivery import ConflictsPersist
+
 
 class Cause(StrEnum):
     """Why a write failed."""
@@ -78,7 +80,12 @@ def error_code(error: BaseException) -> str:
 
 
 def classify(error: BaseException) -> WriteFailure:
-    """Turn an SDK or network error into a WriteFailure."""
+    """Turn a storage or network error into the customer's cause; re-raise anything else.
+
+    Only what the customer's storage answered (or the network on the way to it) is the customer's
+    cause. Any other exception is a fault of the service's own, and must never be shown to the
+    customer as a problem with their storage: it propagates unchanged, for the caller to contain.
+    """
     if isinstance(error, WriteFailure):
         return error
     if isinstance(error, HttpResponseError):
@@ -97,7 +104,24 @@ def classify(error: BaseException) -> WriteFailure:
         if _is_name_resolution(error):
             return WriteFailure(Cause.NOT_FOUND, "AccountNotFound")
         return WriteFailure(Cause.TRANSIENT, type(error).__name__)
-    return WriteFailure(Cause.REJECTED, type(error).__name__)
+    if isinstance(error, ConflictsPersist):
+        # The file kept changing under the writer (another writer, or the customer writing into it).
+        return WriteFailure(Cause.TRANSIENT, "ConflictsPersist")
+    raise error
+
+
+def is_storage_error(error: BaseException) -> bool:
+    """Whether an error is one `classify` turns into a customer's cause."""
+    return isinstance(
+        error,
+        WriteFailure
+        | HttpResponseError
+        | ServiceRequestError
+        | ServiceResponseError
+        | ConnectionError
+        | TimeoutError
+        | ConflictsPersist,
+    )
 
 
 def _is_name_resolution(error: BaseException) -> bool:

@@ -1,8 +1,21 @@
-"""The export of one Event Hub batch: read, route, write each destination file once, record.
+"""The export of one Event Hub batch, in plain steps:
 
-Nothing here raises for a customer's destination: a write that finally fails sends its signals to the
-backlog. Only a failure of the service's own storage (ledger, backlog, dead letters) raises, so that
-the trigger's retry policy runs the whole batch again, which is safe: every write is idempotent.
+1. **read** the bodies into signal lines, grouped by project, name and minute (shared.signals); what is
+   not a signal is dead-lettered;
+2. **plan** which file of which export takes which lines (pure, and kept across batches while the
+   exports stay the same);
+3. **write** each live file once, all files at once (shared.delivery through shared.fanout); a file held
+   by an earlier failure is caught up: its backlog, then the batch's signals, at the held position;
+4. **hold** what could not be written: the file is held where its write failed, and its signals go to
+   the backlog (shared.backlog);
+5. **record** every file's new state, and the counts they imply, in the ledger: one transaction.
+
+Errors are classified where they arise. A customer's storage failing is the customer's cause
+(shared.outcomes): the signals go to the backlog and health judges it. An error of the service's own
+(a bug) is contained to the file it happened in: its signals go to the backlog too, counted as the
+service's fault and never as the customer's, and the rest of the batch goes on. Only a failure of the
+service's own storage (ledger, backlog, dead letters) raises, so that the trigger's retry policy runs
+the batch again, which is safe: every write is idempotent.
 """
 
 from __future__ import annotations
@@ -11,25 +24,49 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from azure.storage.blob import ContainerClient
-
-from shared.backlog import BacklogFile, keep, mark_uncertain
-from shared.deadletter import DeadLetters
-from shared.delivery import FileSink, FileState, Line, deliver, encode, lines_after, merged
+from shared.backlog import BacklogFile, backlog_lines, parse_backlog_line
+from shared.counters import Counters
+from shared.deadletter import DeadLetterStore
+from shared.delivery import (
+    EMPTY,
+    FORGOTTEN,
+    FileSink,
+    FileState,
+    Forgotten,
+    Line,
+    Progress,
+    Record,
+    deliver,
+    encode,
+    lines_after,
+    merged,
+)
 from shared.fanout import Fanout
 from shared.layout import FileTarget, file_for
-from shared.ledger import ExportKey, FileRecord, PartitionLedger
+from shared.ledger import (
+    ExportKey,
+    ExportUpdate,
+    FileRecord,
+    FileUpdate,
+    Hold,
+    LedgerEntry,
+    PartitionLedger,
+)
 from shared.model import Destination, Export, ExportStatus
-from shared.outcomes import Cause, WriteFailure
+from shared.outcomes import WriteFailure
 from shared.signals import Group, IncomingEvent, SignalReader
-from shared.sinks import AppendBlobSink, write_with_retry
+from shared.sinks import write_with_retry
 
 log = logging.getLogger("signals_export.pipeline")
+
+FORGET_AFTER = timedelta(minutes=5)
+"""Ledger records of files whose bucket ended this long before a batch's first signal are forgotten:
+a partition's signals come in order, so none of theirs can come again (a little slack for clocks)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,52 +79,17 @@ class EventBatch:
 
 
 @dataclass
-class ExportTally:
-    """What one batch did for one export. Signals already recorded by an earlier delivery of the
-    same batch are not counted again."""
-
-    exported: int = 0
-    backlogged: int = 0
-    dropped: int = 0
-    exported_bytes: int = 0
-    writes_ok: int = 0
-    writes_failed: int = 0
-    failures: Counter[str] = field(default_factory=Counter)
-    last_error: str = ""
-
-    def failed(self, failure: WriteFailure, signals: int) -> None:
-        self.writes_failed += 1
-        self.failures[failure.cause.value] += signals
-        self.last_error = failure.code
-
-    def counters(self, now: float) -> dict[str, int]:
-        """The tally as additions to the ledger's running counters: only those that change (a missing
-        counter reads as 0). `at_*` are times, kept as the latest."""
-        counts = {
-            "exported": self.exported,
-            "exported_bytes": self.exported_bytes,
-            "backlogged": self.backlogged,
-            "dropped": self.dropped,
-            "writes_ok": self.writes_ok,
-            "writes_failed": self.writes_failed,
-            **{f"failed_{cause}": n for cause, n in self.failures.items()},
-            "at_last_success": int(now) if self.writes_ok else 0,
-            "at_last_failure": int(now) if self.writes_failed else 0,
-        }
-        return {name: value for name, value in counts.items() if value}
-
-
-@dataclass
 class BatchReport:
-    """What one batch did, for logs, telemetry and health."""
+    """What one batch did, for logs, telemetry and health: per export, what the batch attempted."""
 
     partition: str
     received: int = 0
     signals: int = 0
     dead_lettered: int = 0
-    exports: dict[ExportKey, ExportTally] = field(default_factory=lambda: defaultdict(ExportTally))
+    exports: dict[ExportKey, Counters] = field(default_factory=lambda: defaultdict(Counters))
     # Dead letters by (project id, or "" when the event has none; reason).
     dead_letter_reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
+    faults: int = 0  # files whose write met an error of the service's own
 
 
 # Routing: a signal's files depend only on its group (project, name, enqueued minute: shared.signals).
@@ -119,10 +121,6 @@ class _Work:
     def export(self) -> Export:
         return self.file.export
 
-    @property
-    def target(self) -> FileTarget:
-        return self.file.target
-
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
@@ -153,6 +151,55 @@ class _Encoded:
         self._payloads[id(lines)] = (lines, payload)  # keeps `lines` alive: its id stays its own
         return payload
 
+    def size(self, lines: Sequence[Line]) -> int | None:
+        known = self._payloads.get(id(lines))
+        return len(known[1]) if known is not None and known[0] is lines else None
+
+
+@dataclass
+class _Written:
+    """A live write that succeeded. A catch-up also says up to which signal the backlog held: those
+    were counted as backlogged when they were kept, and are not counted again."""
+
+    state: FileState
+    held_through: int | None = None
+
+
+@dataclass
+class _Failed:
+    """A live write that did not succeed: the customer's cause, or a fault of ours, and where the file
+    stood (the position the write was aimed at, where the file is held)."""
+
+    at: FileState | None
+    failure: WriteFailure | None = None
+    fault: BaseException | None = None
+
+
+_Outcome = _Written | Forgotten | _Failed
+_Files = list[tuple[_Work, FileRecord | None]]
+_Holds = list[tuple[_Work, _Failed | FileRecord | None]]
+
+
+class _Authority:
+    """The ledger's fresh word on an export's files, read at most once per export per batch, and only
+    when delivery meets a surprise (shared.delivery)."""
+
+    def __init__(self, ledger: PartitionLedger) -> None:
+        self._ledger = ledger
+        self._entries: dict[ExportKey, LedgerEntry] = {}
+        self._lock = threading.Lock()
+
+    def of(self, export_key: ExportKey, file_key: str, bucket_end: float) -> Callable[[], Record]:
+        def read() -> Record:
+            with self._lock:
+                entry = self._entries.get(export_key)
+                if entry is None:
+                    entry = self._entries[export_key] = self._ledger.fresh(export_key)
+            found = entry.lookup(file_key, bucket_end)
+            return found.state if isinstance(found, FileRecord) else found
+
+        return read
+
 
 class Exporter:
     """Exports batches. One per process; it keeps the ledgers of the partitions it has seen."""
@@ -163,8 +210,8 @@ class Exporter:
         exports_of: Callable[[str], list[Export]],
         ledger_for: Callable[[str], PartitionLedger],
         sink_for: Callable[[Destination], FileSink],
-        backlog: ContainerClient,
-        dead_letters: DeadLetters,
+        backlog: FileSink,
+        dead_letters: DeadLetterStore,
         write_deadline: float = 20.0,
         writers: Fanout | None = None,
         clock: Callable[[], float] = time.time,
@@ -173,7 +220,6 @@ class Exporter:
         self._ledger_for = ledger_for
         self._sink_for = sink_for
         self._backlog = backlog
-        self._backlog_sink = AppendBlobSink(backlog)
         self._dead_letters = dead_letters
         self._write_deadline = write_deadline
         self._writers = writers or Fanout(16, "export-write")
@@ -194,6 +240,48 @@ class Exporter:
         report = BatchReport(batch.partition, received=len(batch.events))
         if not batch.events:
             return report
+        groups = self._read(batch, report)
+        works, dropped = self._works(groups, batch.partition)
+        ledger = self._ledger_for(batch.partition)
+        ledger.begin(batch.events[0].sequence)
+        entries = ledger.entries()
+        authority = _Authority(ledger)
+        updates: dict[ExportKey, ExportUpdate] = defaultdict(ExportUpdate)
+        for export_key, sequences in dropped.items():
+            updates[export_key].dropped.extend(sequences)
+            report.exports[export_key].dropped += len(sequences)
+        live, catching, held = self._triage(works, entries)
+        if catching:
+            wanted = _by_export((work.export.key, work.file.key) for work, _ in catching)
+            claimed = ledger.claim(wanted, now=self._clock())  # before `now`: a hold is later
+            for work, _ in catching:
+                record = claimed[work.export.key][work.file.key]
+                if record is not None and record.hold is Hold.CLOSED:
+                    held.append((work, record))  # the replay took the backlog over meanwhile
+                else:
+                    live.append((work, record))  # a catch-up, or no longer held
+        encoded = _Encoded()
+        outcomes = self._writers.run(
+            [
+                partial(self._write_live, work, record, authority, encoded, batch.partition)
+                for work, record in live
+            ]
+        )
+        now = self._clock()  # one time for the batch: claims, holds and counters
+        for (work, record), outcome in zip(live, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                raise outcome  # not an Exception (those are contained): the process is stopping
+            failed = self._account(work, record, outcome, encoded, updates, report, now)
+            if failed is not None:
+                held.append((work, failed))
+        for work, at in held:
+            self._hold(work, at, entries, authority, updates, report, batch.partition, now)
+        ledger.record(updates, horizon=_horizon(batch, groups), last_sequence=batch.events[-1].sequence)
+        return report
+
+    # 1. read
+
+    def _read(self, batch: EventBatch, report: BatchReport) -> dict[Group, list[Line]]:
         groups, rejections = self._reader.group(batch.events)
         report.signals = len(batch.events) - len(rejections)
         report.dead_lettered = self._dead_letters.put(batch.partition, rejections)
@@ -208,72 +296,20 @@ class Exporter:
                     "reason": rejection.reason.value,
                 },
             )
-        live, held = self._works(groups, batch.partition, report)
-        ledger = self._ledger_for(batch.partition)
-        entries = ledger.entries()
+        return groups
 
-        def state_of(export: Export, file_key: str) -> FileState | None:
-            entry = entries.get(export.key)
-            return entry.state(file_key) if entry else None
-
-        written: dict[ExportKey, dict[str, FileRecord]] = defaultdict(dict)
-        uncertain: set[str] = set()
-        encoded = _Encoded()
-        befores = [state_of(work.export, work.file.key) for work in live]
-        outcomes = self._writers.run(
-            [
-                partial(self._write_live, work, before, encoded)
-                for work, before in zip(live, befores, strict=True)
-            ]
-        )
-        for work, before, state in zip(live, befores, outcomes, strict=True):
-            tally = report.exports[work.export.key]
-            if isinstance(state, WriteFailure):
-                tally.failed(state, len(work.lines))
-                if state.cause in {Cause.TRANSIENT, Cause.THROTTLED}:
-                    uncertain.add(work.file.key)
-                _log_failure(work, state)
-                held.append(work)
-                continue
-            if isinstance(state, BaseException):
-                raise state  # not a destination's failure: a fault of ours, the batch is retried
-            written[work.export.key][work.file.key] = FileRecord(state, work.file.ends)
-            tally.writes_ok += 1
-            fresh = lines_after(work.lines, before)
-            if fresh is work.lines:
-                tally.exported += len(work.lines)  # the usual case: no line was recorded before
-                tally.exported_bytes += len(encoded(work.lines))  # encoded for the write: a lookup
-            else:
-                tally.exported += len(fresh)
-                tally.exported_bytes += sum(len(data) + 1 for _, data in fresh)
-        for work in held:
-            # Signals the live file already records (a redelivery) are not kept twice.
-            live_state = state_of(work.export, work.file.key)
-            lines = lines_after(work.lines, live_state)
-            backlog = BacklogFile(work.export, work.target)
-            before = state_of(work.export, backlog.ledger_key)
-            state = keep(self._backlog_sink, backlog, lines, before)
-            if work.file.key in uncertain:
-                # The write may have landed: the replay will look at the live file first.
-                mark_uncertain(self._backlog, backlog.path, live_state.length if live_state else 0)
-            written[work.export.key][backlog.ledger_key] = FileRecord(state, work.file.ends)
-            report.exports[work.export.key].backlogged += len(lines_after(lines, before))
-        now = self._clock()
-        counted = {key: tally.counters(now) for key, tally in report.exports.items()}
-        errors = {key: tally.last_error for key, tally in report.exports.items() if tally.last_error}
-        ledger.record(written, counted, keep_after=_keep_after(batch, groups), errors=errors)
-        return report
+    # 2. plan
 
     def _works(
-        self, groups: dict[Group, list[Line]], partition: str, report: BatchReport
-    ) -> tuple[list[_Work], list[_Work]]:
-        """The files the batch writes, with their lines, split into live writes and backlog. Signals
-        for disabled exports are counted as dropped."""
+        self, groups: dict[Group, list[Line]], partition: str
+    ) -> tuple[list[_Work], dict[ExportKey, list[int]]]:
+        """The files the batch writes, with their lines; and the signals of disabled exports."""
         works: dict[tuple[ExportKey, str], _Work] = {}
+        dropped: dict[ExportKey, list[int]] = defaultdict(list)
         for key, lines in groups.items():
             plan = self._plan(key, partition)
             for export_key in plan.dropped:
-                report.exports[export_key].dropped += len(lines)
+                dropped[export_key].extend(sequence for sequence, _ in lines)
             for file in plan.files:
                 work = works.get(file.work)
                 if work is None:
@@ -289,9 +325,7 @@ class Exporter:
             if known is None:
                 known = shared_lines[sources] = merged(work.groups)
             work.lines = known
-        live = [w for w in works.values() if w.export.status is ExportStatus.ACTIVE]
-        held = [w for w in works.values() if w.export.status is ExportStatus.POSTPONED]
-        return live, held
+        return list(works.values()), dropped
 
     def _plan(self, key: Group, partition: str) -> _Plan:
         """The exports and files of a group, remembered while the project's exports stay the same:
@@ -321,11 +355,182 @@ class Exporter:
         self._plans[(partition, key)] = plan
         return plan
 
-    def _write_live(self, work: _Work, state: FileState | None, encoded: _Encoded) -> FileState:
-        sink = self._sink_for(work.export.destination)
-        return write_with_retry(
-            lambda: deliver(sink, work.target.path, work.lines, state, encoded), deadline=self._write_deadline
+    @staticmethod
+    def _triage(works: list[_Work], entries: dict[ExportKey, LedgerEntry]) -> tuple[_Files, _Files, _Holds]:
+        """Live writes; held files a live writer may catch up (append the backlog, then its own
+        signals: claimed first); and files to hold: a postponed export's, or one the replay closed.
+        A file of a bucket the ledger forgot is none of these: its signals were written long ago."""
+        live: _Files = []
+        catching: _Files = []
+        held: _Holds = []
+        for work in works:
+            entry = entries.get(work.export.key)
+            found = entry.lookup(work.file.key, work.file.ends) if entry is not None else None
+            if found is FORGOTTEN:
+                continue
+            record = found if isinstance(found, FileRecord) else None
+            closed = record is not None and record.hold is Hold.CLOSED
+            if work.export.status is ExportStatus.POSTPONED or closed:
+                held.append((work, record))
+            elif record is not None and record.held:
+                catching.append((work, record))
+            else:
+                live.append((work, record))
+        return live, catching, held
+
+    # 3. write
+
+    def _write_live(
+        self,
+        work: _Work,
+        record: FileRecord | None,
+        authority: _Authority,
+        encoded: _Encoded,
+        partition: str,
+    ) -> _Outcome:
+        export, file = work.export, work.file
+        progress = Progress()
+        try:
+            sink = self._sink_for(export.destination)
+            lines: Sequence[Line] = work.lines
+            held_through = None
+            if record is not None and record.held:
+                lines, held_through = self._with_backlog(work, record, partition)
+            written = write_with_retry(
+                lambda: deliver(
+                    sink,
+                    file.target.path,
+                    lines,
+                    record.state if record is not None else None,
+                    owner=export.owner(partition),
+                    authority=authority.of(export.key, file.key, file.ends),
+                    encoded=encoded,
+                    progress=progress,
+                ),
+                deadline=self._write_deadline,
+            )
+            return written if written is FORGOTTEN else _Written(written, held_through)
+        except WriteFailure as failure:
+            return _Failed(progress.state, failure=failure)
+        except Exception as error:  # a fault of ours: contained to this file
+            return _Failed(progress.state, fault=error)
+
+    def _with_backlog(self, work: _Work, record: FileRecord, partition: str) -> tuple[list[Line], int]:
+        """A catch-up's lines: the held file's backlog, then the batch's signals it does not hold; and
+        the last signal the backlog holds."""
+        backlog = BacklogFile(work.export, work.file.target, partition, record.state.length)
+        length = self._backlog.length(backlog.path) or 0
+        rows = self._backlog.read(backlog.path, 0, length).split(b"\n")[:-1] if length else []
+        held = [parse_backlog_line(row) for row in rows]
+        last = held[-1][0] if held else record.state.last_sequence
+        return [*held, *lines_after(work.lines, FileState(0, last))], last
+
+    def _account(
+        self,
+        work: _Work,
+        record: FileRecord | None,
+        outcome: _Outcome,
+        encoded: _Encoded,
+        updates: dict[ExportKey, ExportUpdate],
+        report: BatchReport,
+        now: float,
+    ) -> _Failed | None:
+        """Record a live write's outcome; return the failure when the file must be held."""
+        if outcome is FORGOTTEN:
+            return None
+        export_key = work.export.key
+        attempts = updates[export_key].attempts
+        seen = report.exports[export_key]
+        if isinstance(outcome, _Written):
+            counted: Sequence[Line] = work.lines
+            if outcome.held_through is not None:
+                counted = lines_after(work.lines, FileState(0, outcome.held_through))
+            updates[export_key].files[work.file.key] = FileUpdate(
+                FileRecord(outcome.state, work.file.ends, Hold.LIVE, now),
+                counted,
+                payload_bytes=encoded.size(counted),
+            )
+            for counters in (attempts, seen):
+                counters.writes_ok += 1
+                counters.last_success = int(now)
+            fresh = lines_after(counted, record.state if record is not None else None)
+            seen.exported += len(fresh)
+            seen.exported_bytes += encoded.size(fresh) or sum(len(data) + 1 for _, data in fresh)
+            return None
+        assert isinstance(outcome, _Failed)
+        signals = len(work.lines)
+        if outcome.failure is not None:
+            for counters in (attempts, seen):
+                counters.writes_failed += 1
+                counters.failed[outcome.failure.cause.value] = (
+                    counters.failed.get(outcome.failure.cause.value, 0) + signals
+                )
+                counters.last_failure = int(now)
+                counters.last_error = outcome.failure.code
+            _log_failure(work, outcome.failure)
+        else:
+            attempts.faults += signals
+            seen.faults += signals
+            report.faults += 1
+            log.error(
+                "fault in the export path; the file's signals are kept in the backlog",
+                exc_info=outcome.fault,
+                extra={
+                    "project_id": work.export.project_id,
+                    "export_id": work.export.export_id,
+                    "signals": signals,
+                },
+            )
+        if outcome.at is None and record is not None:
+            outcome.at = record.state
+        return outcome
+
+    # 4. hold
+
+    def _hold(
+        self,
+        work: _Work,
+        at: _Failed | FileRecord | None,
+        entries: dict[ExportKey, LedgerEntry],
+        authority: _Authority,
+        updates: dict[ExportKey, ExportUpdate],
+        report: BatchReport,
+        partition: str,
+        now: float,
+    ) -> None:
+        """Hold the file and keep its signals in the backlog, exactly once.
+
+        A file already held stays held where it was: the backlog file of that position takes every
+        later signal, so what a catch-up or the replay finds at the position is one run of them."""
+        export, file = work.export, work.file
+        record = entries[export.key].files.get(file.key) if export.key in entries else None
+        if record is not None and record.held:
+            hold = Hold.CLOSED if record.hold is Hold.CLOSED else Hold.HELD
+            state = record.state
+        else:
+            hold = Hold.HELD
+            state = (at.at if isinstance(at, _Failed) else at.state if at is not None else None) or EMPTY
+        update = updates[export.key]
+        update.files[file.key] = FileUpdate(FileRecord(state, file.ends, hold, now), work.lines)
+        backlog = BacklogFile(export, file.target, partition, state.length)
+        entry = entries.get(export.key)
+        found = entry.lookup(backlog.ledger_key, file.ends) if entry is not None else None
+        if found is FORGOTTEN:
+            return
+        known = found.state if isinstance(found, FileRecord) else None
+        lines = lines_after(work.lines, state)
+        kept = deliver(
+            self._backlog,
+            backlog.path,
+            backlog_lines(lines),
+            known,
+            owner=export.owner(partition),
+            authority=authority.of(export.key, backlog.ledger_key, file.ends),
         )
+        if kept is FORGOTTEN:
+            return
+        update.files[backlog.ledger_key] = FileUpdate(FileRecord(kept, file.ends), lines, backlog=True)
+        report.exports[export.key].backlogged += len(lines_after(lines, known))
 
 
 def _log_failure(work: _Work, failure: WriteFailure) -> None:
@@ -341,8 +546,15 @@ def _log_failure(work: _Work, failure: WriteFailure) -> None:
     )
 
 
-def _keep_after(batch: EventBatch, groups: dict[Group, list[Line]]) -> datetime:
-    """Ledger records of files whose bucket ended this long before the batch are forgotten."""
+def _by_export(pairs: Iterable[tuple[ExportKey, str]]) -> dict[ExportKey, list[str]]:
+    grouped: dict[ExportKey, list[str]] = defaultdict(list)
+    for export_key, file_key in pairs:
+        grouped[export_key].append(file_key)
+    return grouped
+
+
+def _horizon(batch: EventBatch, groups: dict[Group, list[Line]]) -> float:
+    """Files whose bucket ended before this are forgotten by the ledger (see FORGET_AFTER)."""
     minutes = [minute for _, _, minute in groups]
     earliest = datetime.fromtimestamp(min(minutes) * 60, UTC) if minutes else batch.events[0].enqueued
-    return earliest - timedelta(minutes=10)
+    return (earliest - FORGET_AFTER).timestamp()

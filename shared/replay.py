@@ -16,17 +16,27 @@ finds the file, reads where it ended, and carries on from there.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
-from shared.backlog import UNCERTAIN, export_prefix, list_backlog, parse_backlog_line
-from shared.delivery import Line, encode
+from shared.backlog import HeldFile, held_file, list_backlog, parse_backlog_line
+from shared.delivery import FileState, Line, deliver, encode, lines_after, match_in_order
 from shared.health import hints
 from shared.layout import replay_path
+from shared.ledger import (
+    FileRecord,
+    Hold,
+    ReplayTurn,
+    from_entity,
+    partition_key,
+    row_key,
+    settle,
+    turn_for_replay,
+)
 from shared.model import AdlsDestination, Export, ExportStatus
 from shared.outcomes import WriteFailure, classify
 
@@ -150,6 +160,16 @@ def replay(runtime: Runtime, item: WorkItem) -> ReplayOutcome:
         return outcome  # the export was deleted: its backlog is left to expire
     if export.status is not ExportStatus.ACTIVE or not export.enabled:
         return outcome  # postponed again or switched off: the next resume enqueues it again
+    held = held_file(item.blob, item.project_id, item.export_id)
+    ledger = partition_key(runtime.settings.eventhub_name, held.partition)
+    turn, record = turn_for_replay(runtime.ledger_table, ledger, export.key, held.ledger_key, runtime.clock())
+    if turn is ReplayTurn.WAIT:
+        # A live writer is appending this backlog to the file itself (a catch-up): look again later.
+        outcome.done = False
+        runtime.replay_queue.send_message(item.to_message(), visibility_timeout=60)
+        return outcome
+    if turn is ReplayTurn.CATCH_UP and record is not None:
+        _catch_up(runtime, export, item, held, ledger, record, outcome)
     blob = runtime.backlog_container.get_blob_client(item.blob)
     for _ in range(8):
         try:
@@ -159,9 +179,12 @@ def replay(runtime: Runtime, item: WorkItem) -> ReplayOutcome:
         size, etag, metadata = int(props.size), str(props.etag), dict(props.metadata or {})
         start = int(metadata.get(REPLAYED, 0))
         if start < size:
-            end = _replay_range(runtime, export, item, start, size, metadata, outcome)
+            end = _replay_range(runtime, export, item, held, start, size, outcome)
             metadata[REPLAYED] = str(end)
-            blob.set_blob_metadata(metadata)
+            try:
+                blob.set_blob_metadata(metadata, etag=etag, match_condition=MatchConditions.IfNotModified)
+            except ResourceModifiedError:
+                pass  # signals were added meanwhile: the next pass finds the replay file and goes on
             continue
         try:
             blob.delete_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
@@ -175,32 +198,87 @@ def replay(runtime: Runtime, item: WorkItem) -> ReplayOutcome:
     return outcome
 
 
+def _catch_up(
+    runtime: Runtime,
+    export: Export,
+    item: WorkItem,
+    held: HeldFile,
+    ledger: str,
+    record: FileRecord,
+    outcome: ReplayOutcome,
+) -> None:
+    """Append a held file's backlog to the file itself, at the held position (its time bucket is still
+    current: readers of the live file find the signals there). Claimed in the ledger first; live again
+    after, or held again if the destination fails (the queue retries the item)."""
+    blob = runtime.backlog_container.get_blob_client(item.blob)
+    raw = bytes(blob.download_blob().readall())
+    lines = [parse_backlog_line(row) for row in raw[: raw.rfind(b"\n") + 1].split(b"\n")[:-1]]
+
+    def authority() -> FileState | None:
+        try:
+            entity = runtime.ledger_table.get_entity(ledger, row_key(*export.key))
+        except ResourceNotFoundError:
+            return None
+        found = from_entity(entity).files.get(held.ledger_key)
+        return found.state if found is not None else None
+
+    sink = runtime.destinations.sink(export.destination)
+    try:
+        state = deliver(
+            sink, held.path, lines, record.state, owner=export.owner(held.partition), authority=authority
+        )
+    except Exception as error:
+        settle(
+            runtime.ledger_table,
+            ledger,
+            export.key,
+            held.ledger_key,
+            replace(record, hold=Hold.HELD, since=runtime.clock()),
+        )
+        if isinstance(error, WriteFailure):
+            raise
+        raise classify(error) from None
+    if isinstance(state, FileState):
+        live = FileRecord(state, record.bucket_end, Hold.LIVE, runtime.clock())
+        settle(runtime.ledger_table, ledger, export.key, held.ledger_key, live)
+        outcome.signals += len(lines_after(lines, record.state))
+
+
 def _replay_range(
     runtime: Runtime,
     export: Export,
     item: WorkItem,
+    held: HeldFile,
     start: int,
     end: int,
-    metadata: dict[str, str],
     outcome: ReplayOutcome,
 ) -> int:
-    """Write backlog bytes [start, end) as one replay file; return the backlog offset it ends at."""
-    data = runtime.backlog_container.get_blob_client(item.blob).download_blob(
-        offset=start, length=end - start
+    """Write backlog bytes [start, end) as one replay file; return the backlog offset it ends at.
+
+    The signals the live file holds after all (a write that failed may have landed: shared.backlog)
+    are skipped. They are found by reading the live file from the position it was held at and
+    matching the backlog's signals in order against it, from the backlog's start, so that every pass
+    over a growing backlog judges each signal the same way."""
+    raw = bytes(
+        runtime.backlog_container.get_blob_client(item.blob).download_blob(offset=0, length=end).readall()
     )
-    raw = bytes(data.readall())
     complete = raw[: raw.rfind(b"\n") + 1]
-    end = start + len(complete)
-    lines = [parse_backlog_line(row) for row in complete.splitlines()]
-    live_path = item.blob[len(export_prefix(item.project_id, item.export_id)) :].split("/", 1)[1]
+    end = len(complete)
+    lines: list[Line] = []
+    offsets: list[int] = []
+    offset = 0
+    for row in complete.split(b"\n")[:-1]:
+        lines.append(parse_backlog_line(row))
+        offsets.append(offset)
+        offset += len(row) + 1
+    live_path, position = held.path, held.position
     try:
-        landed = _landed_live(runtime, export, live_path, lines, metadata.get(UNCERTAIN, ""))
-        keep = [line for line in lines if line[0] not in landed]
-        outcome.skipped += len(lines) - len(keep)
+        landed = _landed(runtime, export, live_path, position, lines)
+        keep = [line for index, line in enumerate(lines) if offsets[index] >= start and index not in landed]
+        outcome.skipped += sum(1 for index in landed if offsets[index] >= start)
         if keep:
-            path = replay_path(live_path, f"{start:012d}")
-            body = encode(keep)
-            written_end = _create_replay_file(runtime, export, path, body, end)
+            path = replay_path(live_path, f"{position:012d}-{start:012d}")
+            written_end = _create_replay_file(runtime, export, path, encode(keep), end)
             if written_end != end:
                 return written_end  # an earlier delivery wrote this file for a shorter range
             outcome.files += 1
@@ -212,41 +290,18 @@ def _replay_range(
     return end
 
 
-def _landed_live(
-    runtime: Runtime, export: Export, live_path: str, lines: list[Line], uncertain: str
-) -> set[int]:
-    """Sequence numbers of backlogged signals that a write of unknown outcome did put in the live
-    file after all: found by reading the live file at the positions where those writes were aimed."""
-    positions = sorted({int(p) for p in uncertain.split() if p.isdigit()})
-    if not positions or not lines:
+def _landed(runtime: Runtime, export: Export, live_path: str, position: int, lines: list[Line]) -> set[int]:
+    """Indices of the backlog's signals that the held live file holds after `position`, matched in
+    order (shared.delivery.match_in_order): only runs of the file's sequence are ever written there."""
+    if not lines:
         return set()
     sink = runtime.destinations.sink(export.destination)
     length = sink.length(live_path) or 0
-    budget = sum(len(data) + 1 for _, data in lines)
-    landed: set[int] = set()
-    for position in positions:
-        if position < length:
-            landed |= landed_at(sink.read(live_path, position, min(length, position + budget)), lines)
-    return landed
-
-
-def landed_at(region: bytes, lines: list[Line]) -> set[int]:
-    """The backlogged lines that a region of a live file starts with, as a run. Pure.
-
-    A write of unknown outcome appended a run of consecutive backlogged lines at the region's start,
-    or nothing (then the region holds other signals, which match no run of ours).
-    """
-    rows = region.split(b"\n")[:-1]
-    if not rows:
+    if length <= position:
         return set()
-    for first, (_, data) in enumerate(lines):
-        if data != rows[0]:
-            continue
-        count = 0
-        while count < len(rows) and first + count < len(lines) and lines[first + count][1] == rows[count]:
-            count += 1
-        return {sequence for sequence, _ in lines[first : first + count]}
-    return set()
+    budget = sum(len(data) + 1 for _, data in lines)
+    region = sink.read(live_path, position, min(length, position + budget))
+    return {index for index, _ in match_in_order(region, lines)}
 
 
 def _create_replay_file(runtime: Runtime, export: Export, path: str, body: bytes, backlog_end: int) -> int:

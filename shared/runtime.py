@@ -22,13 +22,13 @@ from shared import settings as names
 from shared.deadletter import DeadLetters
 from shared.environment import SettingsError
 from shared.fanout import Fanout
-from shared.ledger import PartitionLedger
+from shared.ledger import PartitionLedger, partition_key
 from shared.monitor import HealthMonitor, HealthRecords
 from shared.notify import Notifier
 from shared.pipeline import Exporter
 from shared.secrets import KeyBox
 from shared.settings import Settings
-from shared.sinks import DestinationClients
+from shared.sinks import AppendBlobSink, DestinationClients
 from shared.store import ExportRegistry, ExportStore
 
 
@@ -156,7 +156,7 @@ class Runtime:
             exports_of=self.registry.exports_of,
             ledger_for=self.ledger,
             sink_for=self.destinations.sink,
-            backlog=self.backlog_container,
+            backlog=AppendBlobSink(self.backlog_container),
             dead_letters=DeadLetters(self.deadletter_container, self.settings.eventhub_name),
             write_deadline=self.settings.write_deadline_seconds,
             writers=Fanout(self.settings.write_concurrency, "export-write"),
@@ -167,7 +167,7 @@ class Runtime:
         with self._lock:
             ledger = self._ledgers.get(partition)
             if ledger is None:
-                key = f"{self.settings.eventhub_name}-{partition}"
+                key = partition_key(self.settings.eventhub_name, partition)
                 ledger = self._ledgers[partition] = PartitionLedger(self.ledger_table, key)
             return ledger
 

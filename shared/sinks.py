@@ -19,13 +19,15 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from azure.storage.filedatalake import DataLakeServiceClient, FileSystemClient
 
-from shared.delivery import FileGone, FileSink, PositionConflict
+from shared.delivery import FileGone, FileInfo, FileSink, PositionConflict
 from shared.model import AdlsDestination, BlobDestination, Destination
-from shared.outcomes import WriteFailure, classify, error_code
+from shared.outcomes import WriteFailure, classify, error_code, is_storage_error
 
 T = TypeVar("T")
 
-MAX_APPEND_BLOCK = 4 * 1024 * 1024
+MAX_APPEND_BLOCK = 4 * 1024 * 1024  # an append blob block (Append Block, x-ms-version 2019-12-12+)
+MAX_ADLS_APPEND = 4000 * 1024 * 1024  # one ADLS Gen2 append request (Path - Update, action=append)
+OWNER = "signalsexport"  # metadata: the owner mark a file was created with (shared.delivery)
 _CLIENT_OPTIONS: dict[str, Any] = {"retry_total": 0, "connection_timeout": 5, "read_timeout": 20}
 _GONE_CODES = {"PathNotFound", "BlobNotFound"}
 PROBE_FILE = ".signals-export-probe"
@@ -128,23 +130,32 @@ class DestinationClients:
 class AdlsSink:
     """ADLS Gen2 files: one append-with-flush request per write, positioned."""
 
+    max_append = MAX_ADLS_APPEND
+
     def __init__(self, filesystem: FileSystemClient) -> None:
         self._filesystem = filesystem
 
-    def create(self, path: str) -> bool:
+    def create(self, path: str, owner: str = "") -> bool:
         try:
-            self._filesystem.get_file_client(path).create_file(match_condition=MatchConditions.IfMissing)
+            self._filesystem.get_file_client(path).create_file(
+                metadata={OWNER: owner} if owner else None, match_condition=MatchConditions.IfMissing
+            )
         except ResourceExistsError:
             return False
         return True
 
     def length(self, path: str) -> int | None:
+        info = self.describe(path)
+        return None if info is None else info.length
+
+    def describe(self, path: str) -> FileInfo | None:
         try:
-            return int(self._filesystem.get_file_client(path).get_file_properties().size)
+            props = self._filesystem.get_file_client(path).get_file_properties()
         except ResourceNotFoundError as error:
             if error_code(error) in _GONE_CODES or not error_code(error):
                 return None
             raise
+        return FileInfo(int(props.size), str((props.metadata or {}).get(OWNER, "")))
 
     def append(self, path: str, data: bytes, position: int) -> int:
         try:
@@ -169,13 +180,15 @@ class AdlsSink:
 class AppendBlobSink:
     """Append blobs: blocks of whole lines up to 4 MiB, each conditional on the append position."""
 
+    max_append = MAX_APPEND_BLOCK
+
     def __init__(self, container: ContainerClient) -> None:
         self._container = container
 
-    def create(self, path: str) -> bool:
+    def create(self, path: str, owner: str = "") -> bool:
         try:
             self._container.get_blob_client(path).create_append_blob(
-                match_condition=MatchConditions.IfMissing
+                metadata={OWNER: owner} if owner else None, match_condition=MatchConditions.IfMissing
             )
         except ResourceExistsError:
             return False
@@ -187,12 +200,17 @@ class AppendBlobSink:
         return True
 
     def length(self, path: str) -> int | None:
+        info = self.describe(path)
+        return None if info is None else info.length
+
+    def describe(self, path: str) -> FileInfo | None:
         try:
-            return int(self._container.get_blob_client(path).get_blob_properties().size)
+            props = self._container.get_blob_client(path).get_blob_properties()
         except ResourceNotFoundError as error:
             if error_code(error) in _GONE_CODES or not error_code(error):
                 return None
             raise
+        return FileInfo(int(props.size), str((props.metadata or {}).get(OWNER, "")))
 
     def append(self, path: str, data: bytes, position: int) -> int:
         blob = self._container.get_blob_client(path)
@@ -229,8 +247,9 @@ def _blocks(data: bytes) -> Iterator[bytes]:
 def write_with_retry(write: Callable[[], T], *, deadline: float, attempts: int = 6) -> T:
     """Run an idempotent write, retrying throttled and transient failures until the deadline.
 
-    Raises WriteFailure with the cause of the last failure. The first attempt runs bare: nearly every
-    write succeeds at once, and setting up the retry policy costs more than a small append.
+    Raises WriteFailure with the customer's cause of the last failure. Any other exception is a fault
+    of the service's own: it is not retried, and propagates unchanged. The first attempt runs bare:
+    nearly every write succeeds at once, and setting up the retry policy costs more than a small append.
     """
     started = time.monotonic()
     try:
@@ -254,7 +273,9 @@ def write_with_retry(write: Callable[[], T], *, deadline: float, attempts: int =
 
 
 def _retryable(error: Exception) -> bool:
-    return not isinstance(error, PositionConflict | FileGone) and classify(error).cause.retryable
+    if isinstance(error, PositionConflict | FileGone) or not is_storage_error(error):
+        return False
+    return classify(error).cause.retryable
 
 
 def set_testing(testing: bool) -> None:

@@ -141,6 +141,7 @@ class ExportStore:
             "sealed_webhook_secret": (
                 self._keys.seal(export.webhook_secret, context + "/webhook") if export.webhook_secret else ""
             ),
+            "generation": export.generation,
         }
         if isinstance(destination, AdlsDestination):
             entity["filesystem"] = destination.filesystem
@@ -175,6 +176,7 @@ class ExportStore:
                 if entity.get("sealed_webhook_secret")
                 else None
             ),
+            generation=str(entity.get("generation", "")),
         )
 
 

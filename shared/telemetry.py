@@ -16,6 +16,7 @@ table AppMetrics, dimensions in `Properties`); change both together.
 | `signals_dropped` | counter | project_id, export_id | signals of a disabled export, not kept |
 | `signals_dead_lettered` | counter | reason, project_id (when known) | events that are not signals |
 | `export_write_failures` | counter | project_id, export_id, cause | signals whose write failed |
+| `export_faults` | counter | project_id, export_id | signals backlogged after an error of the service's own |
 | `batch_latency_ms` | histogram | project_id, export_id | earliest enqueued time of the batch to written |
 | `backlog_signals` | histogram | project_id, export_id | signals waiting in the backlog, per check |
 | `backlog_bytes` | histogram | project_id, export_id | bytes waiting in the backlog, per check |
@@ -131,6 +132,7 @@ class _Instruments:
     dropped: metrics.Counter
     dead_lettered: metrics.Counter
     write_failures: metrics.Counter
+    faults: metrics.Counter
     batch_latency: metrics.Histogram
     backlog_signals: metrics.Histogram
     backlog_bytes: metrics.Histogram
@@ -156,6 +158,11 @@ class _Instruments:
             ),
             write_failures=meter.create_counter(
                 "export_write_failures", unit="{signal}", description="Signals whose write failed, by cause"
+            ),
+            faults=meter.create_counter(
+                "export_faults",
+                unit="{signal}",
+                description="Signals kept in the backlog after an error of the service's own",
             ),
             batch_latency=meter.create_histogram(
                 "batch_latency_ms", unit="ms", description="Earliest enqueued time of a batch to written"
@@ -222,8 +229,9 @@ def record_batch(report: BatchReport, *, written_at: datetime, earliest_enqueued
         _add(instruments.exported_bytes, tally.exported_bytes, attributes)
         _add(instruments.backlogged, tally.backlogged, attributes)
         _add(instruments.dropped, tally.dropped, attributes)
-        for cause, signals in sorted(tally.failures.items()):
+        for cause, signals in sorted(tally.failed.items()):
             _add(instruments.write_failures, signals, {**attributes, "cause": cause})
+        _add(instruments.faults, tally.faults, attributes)
         if latency_ms is not None and tally.writes_ok:
             instruments.batch_latency.record(latency_ms, attributes)
     for (project_id, reason), events in sorted(_dead_letters(report).items()):

@@ -6,6 +6,7 @@ so that a merge patch can be applied to it, and must never be logged or answered
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import replace
 from typing import Any
 
@@ -52,8 +53,8 @@ def export_of(
         webhook_secret=webhook_secret if definition.notify else None,
     )
     if current is not None:
-        export = replace(export, enabled=current.enabled, status=current.status)
-    return export
+        return replace(export, enabled=current.enabled, status=current.status, generation=current.generation)
+    return replace(export, generation=secrets.token_hex(8))
 
 
 def same_account(a: Destination, b: Destination) -> bool:

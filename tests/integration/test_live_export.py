@@ -229,7 +229,8 @@ def test_a_crash_at_any_step_then_redelivery_exports_each_signal_once(
         sink = original(destination)
 
         class Dying:
-            create, length, read = sink.create, sink.length, sink.read
+            create, length, describe, read = sink.create, sink.length, sink.describe, sink.read
+            max_append = sink.max_append
 
             def append(self, path: str, data: bytes, position: int) -> int:
                 written["n"] += 1

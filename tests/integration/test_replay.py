@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -13,11 +12,9 @@ from devstack.adls_emulator import AdlsEmulator, Fault
 from devstack.azurite import Azurite
 from devstack.queue_runner import QueueRunner
 from shared import replay as replay_module
-from shared.backlog import UNCERTAIN
-from shared.delivery import Line
 from shared.health_view import health_view
 from shared.model import Export, ExportStatus
-from shared.replay import ResumeRefused, landed_at, resume
+from shared.replay import ResumeRefused, resume
 from shared.runtime import Runtime
 from shared.settings import BACKLOG_CONTAINER
 from tests.conftest import LAKE_CUSTOMER
@@ -232,7 +229,7 @@ def test_a_write_of_unknown_outcome_that_did_land_is_not_replayed_again(
     lake: AdlsEmulator,
     azurite: Azurite,
 ) -> None:
-    """The connection drops on append: backlogged and marked uncertain; if the data did land, replay skips it."""
+    """The connection drops on append: the file is held there; if the data did land, replay skips it."""
     fs = f"un{traffic.project[-8:]}"
     export = create_export(traffic.project, "lake", customer.adls(fs, ""))
     traffic.send(3)
@@ -246,28 +243,18 @@ def test_a_write_of_unknown_outcome_that_did_land_is_not_replayed_again(
     container = BlobServiceClient.from_connection_string(azurite.connection_string()).get_container_client(
         BACKLOG_CONTAINER
     )
-    (blob,) = list(container.list_blobs(name_starts_with=f"{export.project_id}/lake/", include=["metadata"]))
-    assert blob.metadata[UNCERTAIN]
-    # The storage did write it before the connection dropped: put the bytes where the append aimed.
-    live_path = blob.name.split("/", 3)[3]
+    (blob,) = list(container.list_blobs(name_starts_with=f"{export.project_id}/lake/"))
+    # The backlog file is named by the live file and the position it was held at: where the write aimed.
+    live_path, _, held_at = blob.name.split("/", 4)[4].rpartition("@")
     sink = service.destinations.sink(export.destination)
     length = sink.length(live_path) or 0
-    assert str(length) in blob.metadata[UNCERTAIN].split()
+    assert int(held_at) == length
+    # The storage did write it before the connection dropped: put the bytes where the append aimed.
     sink.append(live_path, b"".join(e.body + b"\n" for e in lost_response), length)
     service.store.set_status(export.project_id, export.export_id, ExportStatus.POSTPONED, cause="transient")
     resume(service, export)
     runner(service).drain()
     assert all_lines(customer.lake_files(fs)) == traffic.lines()
-
-
-def test_landed_at_finds_the_run_of_backlogged_lines_a_region_starts_with() -> None:
-    """Pure: the lines at the start of the region that are a run of the backlog's lines, by sequence."""
-    lines: list[Line] = [(n, b'{"n":%d}' % n) for n in range(10)]
-    region = b'{"n":4}\n{"n":5}\n{"n":6}\n{"other":1}\n'
-    assert landed_at(region, lines) == {4, 5, 6}
-    assert landed_at(b'{"other":1}\n{"n":1}\n', lines) == set()
-    assert landed_at(b"", lines) == set()
-    assert Counter() == Counter()
 
 
 def test_deleting_an_export_discards_its_backlog_ledger_and_health_but_not_its_data(

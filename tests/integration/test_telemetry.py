@@ -192,7 +192,7 @@ def test_write_failures_are_counted_by_cause_in_signals(
     reported: Counter[tuple[str, str]] = Counter()
     for report in (first, second):
         for (_, export_id), tally in report.exports.items():
-            reported.update({(export_id, cause): n for cause, n in tally.failures.items()})
+            reported.update({(export_id, cause): n for cause, n in tally.failed.items()})
     assert failures == dict(reported)
     assert per_export(points["signals_exported"]) == {keyed.key: 4}
     assert per_export(points["signals_backlogged"]) == {keyed.key: 4, busy.key: 4}

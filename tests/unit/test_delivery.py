@@ -1,4 +1,6 @@
-"""Exactly once into a file: crashes, redelivery and two writers at once, on an in-memory file store."""
+"""Exactly once into a file: crashes, redelivery, stale caches and two writers at once, on an in-memory
+file store with the sinks' semantics. The state machine in test_exactly_once.py runs the whole export
+path over every interleaving; these are the cases one by one."""
 
 from __future__ import annotations
 
@@ -6,138 +8,216 @@ import itertools
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from shared.delivery import EMPTY, FileGone, FileState, Line, PositionConflict, deliver, reconcile
+from shared.delivery import (
+    EMPTY,
+    FORGOTTEN,
+    FileState,
+    Line,
+    Record,
+    deliver,
+    encode,
+    match_in_order,
+    reconcile,
+)
+from tests.memory import MemoryFiles
+
+OWNER = "p/x/g1/0"
 
 
-class MemoryFiles:
-    """A file store with the semantics the sinks have: positioned appends, atomic per request."""
+class Lost(Exception):
+    """The response to a request that did land was lost."""
+
+
+def lines(numbers: range | list[int], body: bytes | None = None) -> list[Line]:
+    return [(n, body if body is not None else b'{"name":"s","n":%d}' % n) for n in numbers]
+
+
+def content(batch: list[Line]) -> list[bytes]:
+    return [data for _, data in batch]
+
+
+class Ledger:
+    """The authority writers consult: the latest state any writer saved (longer wins, as the ledger)."""
 
     def __init__(self) -> None:
-        self.files: dict[str, bytearray] = {}
-        self.appends = 0
-        self.crash_after_append = False
+        self.record: Record = None
 
-    def create(self, path: str) -> bool:
-        if path in self.files:
-            return False
-        self.files[path] = bytearray()
-        return True
+    def save(self, state: FileState) -> None:
+        self.record = state if not isinstance(self.record, FileState) else self.record.join(state)
 
-    def length(self, path: str) -> int | None:
-        data = self.files.get(path)
-        return None if data is None else len(data)
-
-    def append(self, path: str, data: bytes, position: int) -> int:
-        if path not in self.files:
-            raise FileGone(path)
-        if len(self.files[path]) != position:
-            raise PositionConflict(path)
-        self.files[path] += data
-        self.appends += 1
-        if self.crash_after_append:
-            raise ConnectionResetError("the response was lost")
-        return position + len(data)
-
-    def read(self, path: str, start: int, end: int) -> bytes:
-        return bytes(self.files[path][start:end])
-
-    def lines(self, path: str) -> list[bytes]:
-        return bytes(self.files[path]).splitlines()
+    def read(self) -> Record:
+        return self.record
 
 
-def lines(numbers: range) -> list[Line]:
-    return [(n, b'{"name":"s","n":%d}' % n) for n in numbers]
+def write(
+    files: MemoryFiles, batch: list[Line], known: FileState | None, ledger: Ledger | None = None
+) -> FileState:
+    ledger = ledger or Ledger()
+    state = deliver(files, "f", batch, known, owner=OWNER, authority=ledger.read)
+    assert isinstance(state, FileState)
+    return state
 
 
 def test_a_first_write_creates_the_file_and_appends_once() -> None:
     """One append request writes the whole batch; the state points after it."""
     files = MemoryFiles()
-    state = deliver(files, "f", lines(range(5)), None)
-    assert files.lines("f") == [data for _, data in lines(range(5))]
+    state = write(files, lines(range(5)), None)
+    assert files.lines("f") == content(lines(range(5)))
     assert state == FileState(len(files.files["f"]), 4) and files.appends == 1
+    assert files.owners["f"] == OWNER
 
 
 def test_a_redelivered_batch_writes_nothing_again() -> None:
     """Signals at or below the recorded sequence number are not written again."""
     files = MemoryFiles()
-    state = deliver(files, "f", lines(range(5)), None)
-    again = deliver(files, "f", lines(range(3, 8)), state)
-    assert files.lines("f") == [data for _, data in lines(range(8))]
+    state = write(files, lines(range(5)), None)
+    again = write(files, lines(range(3, 8)), state)
+    assert files.lines("f") == content(lines(range(8)))
     assert again.last_sequence == 7
 
 
 def test_a_crash_after_the_append_before_the_record_does_not_duplicate() -> None:
-    """The write landed but the ledger never heard: the redelivery finds it in the file."""
+    """The write landed but the ledger never heard: the redelivery finds it after the anchor."""
     files = MemoryFiles()
-    recorded = deliver(files, "f", lines(range(3)), None)
-    files.crash_after_append = True
-    with pytest.raises(ConnectionResetError):
-        deliver(files, "f", lines(range(3, 6)), recorded)
-    files.crash_after_append = False
+    recorded = write(files, lines(range(3)), None)
+
+    def lose_response(when: str, op: str, path: str) -> None:
+        if (when, op) == ("after", "append"):
+            raise Lost
+
+    files.fault = lose_response
+    with pytest.raises(Lost):
+        write(files, lines(range(3, 6)), recorded)
+    files.fault = lambda *_: None
     # Redelivery from the checkpoint, with other batch boundaries, and the old ledger record.
-    state = deliver(files, "f", lines(range(3, 9)), recorded)
-    assert files.lines("f") == [data for _, data in lines(range(9))]
+    state = write(files, lines(range(3, 9)), recorded)
+    assert files.lines("f") == content(lines(range(9)))
     assert state == FileState(len(files.files["f"]), 8)
 
 
 def test_a_ledger_record_lost_entirely_is_rebuilt_from_the_file() -> None:
-    """With no record at all, the writer finds its signals in the existing file."""
+    """With no record at all, the writer's own file (by its owner mark) is read from its start."""
     files = MemoryFiles()
-    deliver(files, "f", lines(range(4)), None)
-    state = deliver(files, "f", lines(range(2, 6)), None)
-    assert files.lines("f") == [data for _, data in lines(range(6))]
+    write(files, lines(range(4)), None)
+    state = write(files, lines(range(2, 6)), None)
+    assert files.lines("f") == content(lines(range(6)))
     assert state.last_sequence == 5
 
 
-def test_two_writers_on_one_partition_never_duplicate_or_lose() -> None:
-    """A stale writer's append fails on position; every interleaving ends with each signal once."""
-    for seed in range(200):
+def test_two_writers_with_stale_caches_never_duplicate_or_lose() -> None:
+    """Two writers of one partition, crashes anywhere (before or after an append lands), restarts from
+    the checkpoint with no cache; distinct and identical bodies: each signal once, in order."""
+    for seed, body in itertools.product(range(150), (None, b'{"name":"heartbeat"}')):
         rng = random.Random(seed)
-        files = MemoryFiles()
+        files, ledger = MemoryFiles(), Ledger()
         states: list[FileState | None] = [None, None]
-        cursor = [0, 0]  # each writer reads the partition from the same checkpoint
-        end = 30
-        while min(cursor) < end:
+        cursor, checkpoint, end = [0, 0], 0, 30
+        while checkpoint < end:
             who = rng.randrange(2)
-            if cursor[who] >= end:
-                who = 1 - who
-            size = rng.randint(1, 7)
-            batch = lines(range(cursor[who], min(end, cursor[who] + size)))
-            states[who] = deliver(files, "f", batch, states[who])
-            cursor[who] += size
-            if rng.random() < 0.2:
-                states[who] = None  # the writer restarted and lost its cache
-        assert files.lines("f") == [data for _, data in lines(range(end))], f"seed {seed}"
+            if cursor[who] >= end or rng.random() < 0.1:
+                # It loses the partition and gets it back later, from the checkpoint, keeping its
+                # cache: what it remembers may be any number of batches old.
+                cursor[who] = checkpoint
+                continue
+            batch = lines(range(cursor[who], min(end, cursor[who] + rng.randint(1, 7))), body)
+            crash = rng.choice([None, None, ("before", "append"), ("after", "append")])
+            files.fault = lambda when, op, path, crash=crash: _raise(Lost) if (when, op) == crash else None
+            try:
+                state = write(files, batch, states[who], ledger)
+            except Lost:
+                # The process died: it restarts from the checkpoint, with no cache.
+                cursor[who], states[who] = checkpoint, None
+                continue
+            finally:
+                files.fault = lambda *_: None
+            ledger.save(state)  # the batch's one ledger save; then the checkpoint moves
+            states[who], cursor[who] = state, batch[-1][0] + 1
+            checkpoint = cursor[who]
+        assert files.lines("f") == content(lines(range(end), body)), f"seed {seed}"
+
+
+@pytest.mark.parametrize("body", [None, b'{"name":"heartbeat"}'])
+def test_a_partition_handed_back_with_a_stale_cache_does_not_duplicate(body: bytes | None) -> None:
+    """A writes batch 1; B writes 2 and 3 and records them; A gets batch 3 again with its old cache,
+    then batch 4: each signal once (the issue's reproduction: 0,1,2,3,4,5,3,4,5 before)."""
+    files, ledger = MemoryFiles(), Ledger()
+    batch1, batch2, batch3, batch4 = (lines(range(n, n + 2), body) for n in (0, 2, 4, 6))
+    a = write(files, batch1, None, ledger)
+    ledger.save(a)
+    b = write(files, batch2, a, ledger)
+    b = write(files, batch3, b, ledger)
+    ledger.save(b)
+    a = write(files, batch3, a, ledger)  # A's cache still says "after batch 1"
+    write(files, batch4, a, ledger)
+    assert files.lines("f") == content(lines(range(8), body))
+
+
+def test_identical_signals_in_a_file_that_is_not_ours_are_not_taken_for_ours() -> None:
+    """Three heartbeats already in a file of another owner; two new ones, no record: five lines."""
+    heartbeat = b'{"name":"heartbeat"}'
+    files = MemoryFiles()
+    files.files["f"] = bytearray(heartbeat + b"\n") * 3
+    files.owners["f"] = "p/x/an-earlier-export-of-this-id/0"
+    state = write(files, lines([7, 8], heartbeat), None)
+    assert files.lines("f") == [heartbeat] * 5
+    assert state == FileState(len(files.files["f"]), 8)
+
+
+def test_identical_signals_with_a_stale_cache_are_found_by_position_not_content() -> None:
+    """Our three heartbeats are recorded; a writer with no cache gets two new ones: five lines."""
+    heartbeat = b'{"name":"heartbeat"}'
+    files, ledger = MemoryFiles(), Ledger()
+    ledger.save(write(files, lines([1, 2, 3], heartbeat), None, ledger))
+    state = write(files, lines([4, 5], heartbeat), None, ledger)
+    assert files.lines("f") == [heartbeat] * 5
+    assert state == FileState(len(files.files["f"]), 5)
+
+
+def test_a_bucket_the_ledger_forgot_is_not_written_again() -> None:
+    """A stale redelivery of an old bucket: the ledger forgot it, so everything in it was recorded."""
+    files = MemoryFiles()
+    write(files, lines(range(3)), None)
+    assert deliver(files, "f", lines(range(3)), None, owner=OWNER, authority=lambda: FORGOTTEN) is FORGOTTEN
+    assert files.lines("f") == content(lines(range(3)))
 
 
 def test_customer_lines_in_the_file_are_stepped_over_not_overwritten() -> None:
     """Foreign data appended by someone else stays; our lines follow it."""
     files = MemoryFiles()
-    state = deliver(files, "f", lines(range(2)), None)
+    state = write(files, lines(range(2)), None)
     files.files["f"] += b'{"customer":"note"}\n'
-    deliver(files, "f", lines(range(2, 4)), state)
+    write(files, lines(range(2, 4)), state)
     assert files.lines("f")[2] == b'{"customer":"note"}'
-    assert files.lines("f")[3:] == [data for _, data in lines(range(2, 4))]
+    assert files.lines("f")[3:] == content(lines(range(2, 4)))
 
 
 def test_a_file_deleted_by_the_customer_is_recreated_with_new_signals_only() -> None:
     """After a deletion, new signals go to a new file; old ones are not exported again."""
     files = MemoryFiles()
-    state = deliver(files, "f", lines(range(3)), None)
+    state = write(files, lines(range(3)), None)
     del files.files["f"]
-    deliver(files, "f", lines(range(3, 5)), state)
-    assert files.lines("f") == [data for _, data in lines(range(3, 5))]
+    write(files, lines(range(3, 5)), state)
+    assert files.lines("f") == content(lines(range(3, 5)))
 
 
-@pytest.mark.parametrize("anchored", [True, False])
-def test_reconcile_with_a_writer_ahead_stops_after_our_part(anchored: bool) -> None:
+def test_reconcile_with_a_writer_ahead_stops_after_our_part() -> None:
     """When the region holds all our lines and more, the state ends after ours and nothing is pending."""
     ours = lines(range(3))
-    ahead = b"".join(data + b"\n" for _, data in lines(range(6)))
-    state, pending = reconcile(ahead, EMPTY, ours, anchored=anchored)
-    assert pending == []
-    assert state == FileState(sum(len(data) + 1 for _, data in ours), 2)
+    state, pending = reconcile(encode(lines(range(6))), EMPTY, ours)
+    assert list(pending) == []
+    assert state == FileState(len(encode(ours)), 2)
+
+
+def test_a_payload_over_the_request_limit_is_split_at_line_ends() -> None:
+    """Each append holds whole lines and at most `max_append` bytes, and each is positioned."""
+    files = MemoryFiles(max_append=64)
+    batch = lines(range(20))
+    state = write(files, batch, None)
+    assert files.lines("f") == content(batch)
+    assert files.appends > 1 and state == FileState(len(files.files["f"]), 19)
 
 
 def test_every_write_order_of_three_batches_with_crashes_converges() -> None:
@@ -148,16 +228,43 @@ def test_every_write_order_of_three_batches_with_crashes_converges() -> None:
             files = MemoryFiles()
             recorded: list[FileState | None] = [None]
             for index, batch in enumerate(batches[: crash_at + 1]):
-                files.crash_after_append = index == crash_at
+                files.fault = (
+                    (lambda when, op, path: _raise(Lost) if (when, op) == ("after", "append") else None)
+                    if index == crash_at
+                    else (lambda *_: None)
+                )
                 try:
-                    recorded.append(deliver(files, "f", batch, recorded[-1]))
-                except ConnectionResetError:
+                    recorded.append(write(files, batch, recorded[-1]))
+                except Lost:
                     pass
-            files.crash_after_append = False
+            files.fault = lambda *_: None
             state = recorded[restart_from]
             for batch in batches[restart_from:]:
-                state = deliver(files, "f", batch, state)
-            assert files.lines("f") == [data for _, data in itertools.chain(*batches)], (
-                crash_at,
-                restart_from,
-            )
+                state = write(files, batch, state)
+            assert files.lines("f") == content(list(itertools.chain(*batches))), (crash_at, restart_from)
+
+
+def _raise(error: type[Exception]) -> None:
+    raise error
+
+
+@given(
+    st.lists(st.sampled_from([b'{"name":"a"}', b'{"name":"b"}', b'{"n":1}']), max_size=12),
+    st.data(),
+)
+def test_match_in_order_finds_a_subsequence_of_ours_among_foreign_rows(
+    bodies: list[bytes], data: st.DataObject
+) -> None:
+    """Lines found are in order, and each is the line at that place in the region (never out of order)."""
+    ours = [(n, body) for n, body in enumerate(bodies)]
+    written = sorted(data.draw(st.sets(st.integers(0, len(ours) - 1)))) if ours else []
+    foreign = data.draw(st.lists(st.just(b'{"customer":1}'), max_size=3))
+    rows = [ours[i][1] for i in written] + foreign
+    region = b"".join(row + b"\n" for row in rows)
+    found = match_in_order(region, ours)
+    indices = [index for index, _ in found]
+    assert indices == sorted(set(indices))
+    offsets = [end for _, end in found]
+    for (index, end), start in zip(found, [0, *offsets], strict=False):
+        assert region[:end].endswith(ours[index][1] + b"\n") and end > start
+    assert len(found) == len(written)  # every line of ours in the region is found

@@ -19,8 +19,9 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader, NumberDataPoint
 
 from shared import telemetry
+from shared.counters import Counters
 from shared.monitor import HealthRecord
-from shared.pipeline import BatchReport, ExportTally
+from shared.pipeline import BatchReport
 
 ROOT = Path(__file__).resolve().parents[2]
 QUERIES = ROOT / "infra" / "queries"
@@ -194,11 +195,11 @@ def test_the_authentication_string_is_read_case_insensitively() -> None:
 
 def a_report() -> BatchReport:
     report = BatchReport("3", received=12, signals=10, dead_lettered=2)
-    report.exports[("p1", "lake")] = ExportTally(exported=6, exported_bytes=600, writes_ok=2)
-    failing = ExportTally(backlogged=4, writes_failed=1)
-    failing.failures.update({"authentication-failed": 4})
+    report.exports[("p1", "lake")] = Counters(exported=6, exported_bytes=600, writes_ok=2)
+    failing = Counters(backlogged=4, writes_failed=1)
+    failing.failed.update({"authentication-failed": 4})
     report.exports[("p1", "ai")] = failing
-    report.exports[("p2", "off")] = ExportTally(dropped=3)
+    report.exports[("p2", "off")] = Counters(dropped=3)
     if hasattr(report, "dead_letter_reasons"):
         report.dead_letter_reasons.update({("p1", "not-json"): 1, ("", "missing-project"): 1})
     return report
@@ -231,7 +232,7 @@ class TotalsOnly:
 
     partition: str
     dead_lettered: int
-    exports: dict[tuple[str, str], ExportTally] = field(default_factory=dict)
+    exports: dict[tuple[str, str], Counters] = field(default_factory=dict)
 
 
 def test_dead_letters_without_a_breakdown_count_as_reason_unknown(reader: InMemoryMetricReader) -> None:

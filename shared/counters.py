@@ -1,0 +1,95 @@
+"""An export's running counters: what its writes did, summed over batches and partitions.
+
+One type for what the export path counts (per batch), what the ledger keeps (per partition and
+export, saved with the file records they count) and what the health check sums (per export).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from shared.outcomes import Cause
+
+
+@dataclass(slots=True)
+class Counters:
+    """Signals by outcome, and write attempts. Times are POSIX seconds, 0 when never."""
+
+    exported: int = 0  # signals written to the destination
+    exported_bytes: int = 0  # their bytes, newlines included
+    backlogged: int = 0  # signals kept in the backlog
+    dropped: int = 0  # signals of a disabled export, not kept
+    writes_ok: int = 0  # destination writes that succeeded
+    writes_failed: int = 0  # destination writes that failed for a cause of the customer's
+    failed: dict[str, int] = field(default_factory=dict)  # signals of failed writes, by cause
+    faults: int = 0  # signals kept because of an error of the service's own (never the customer's)
+    last_success: int = 0
+    last_failure: int = 0
+    last_error: str = ""  # the error code of the latest failure
+
+    def add(self, other: Counters) -> None:
+        """Add another count of the same export (a later batch, or another partition)."""
+        for name in _SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for cause, signals in other.failed.items():
+            self.failed[cause] = self.failed.get(cause, 0) + signals
+        if other.last_failure >= self.last_failure and other.last_error:
+            self.last_error = other.last_error
+        self.last_success = max(self.last_success, other.last_success)
+        self.last_failure = max(self.last_failure, other.last_failure)
+
+    def __add__(self, other: Counters) -> Counters:
+        total = self.copy()
+        total.add(other)
+        return total
+
+    def since(self, earlier: Counters) -> Counters:
+        """What happened between an earlier snapshot of these running counters and this one."""
+        delta = Counters(
+            **{name: max(0, getattr(self, name) - getattr(earlier, name)) for name in _SUMMED},
+            last_success=self.last_success,
+            last_failure=self.last_failure,
+            last_error=self.last_error,
+        )
+        for cause, signals in self.failed.items():
+            change = signals - earlier.failed.get(cause, 0)
+            if change > 0:
+                delta.failed[cause] = change
+        return delta
+
+    @property
+    def failures(self) -> int:
+        """Signals whose write failed, all causes."""
+        return sum(self.failed.values())
+
+    def copy(self) -> Counters:
+        return Counters(
+            **{f.name: getattr(self, f.name) for f in fields(self)} | {"failed": dict(self.failed)}
+        )
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, name) for name in _SUMMED) or bool(self.failed)
+
+    def to_json(self) -> dict[str, Any]:
+        """Compact: only what is set."""
+        raw: dict[str, Any] = {name: getattr(self, name) for name in _NAMES if getattr(self, name)}
+        if self.failed:
+            raw["failed"] = dict(self.failed)
+        return raw
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Counters:
+        """Read what `to_json` wrote; unknown names (a newer or older version's) are ignored."""
+        counters = cls(**{name: type(getattr(_DEFAULT, name))(raw[name]) for name in _NAMES if name in raw})
+        failed = raw.get("failed")
+        if isinstance(failed, Mapping):
+            counters.failed = {str(cause): int(n) for cause, n in failed.items() if str(cause) in _CAUSES}
+        return counters
+
+
+_DEFAULT = Counters()
+_SUMMED = ("exported", "exported_bytes", "backlogged", "dropped", "writes_ok", "writes_failed", "faults")
+_NAMES = (*_SUMMED, "last_success", "last_failure", "last_error")
+_CAUSES = {cause.value for cause in Cause}
