@@ -53,9 +53,9 @@ param principalType string = 'User'
 
 // Function App scale ---------------------------------------------------------------------------------
 
-@minValue(1)
+@minValue(40)
 @maxValue(1000)
-@description('Highest number of instances the Flex Consumption app scales out to (per-function scaling; the Event Hubs trigger never uses more instances than the hub has partitions).')
+@description('Highest number of instances the Flex Consumption app scales out to, 40 to 1000 (Flex refuses a lower maximum). Per-function scaling: the Event Hubs trigger never uses more instances than the hub has partitions, whatever this is.')
 param maximumInstanceCount int = 100
 
 @allowed([
@@ -134,9 +134,9 @@ param backlogRetentionDays int = 7
 @description('EXPORT_CACHE_SECONDS: how long an instance caches the list of exports.')
 param exportCacheSeconds int = 30
 
-@minValue(1)
-@maxValue(30)
-@description('Log Analytics retention, in days.')
+@minValue(30)
+@maxValue(730)
+@description('Log Analytics retention, in days: 30 to 730 on the PerGB2018 tier.')
 param logRetentionInDays int = 30
 
 // ---------------------------------------------------------------------------------------------------

@@ -33,7 +33,9 @@ param consumerGroupName string
 @description('Versionless URI of the key-encryption-key secret.')
 param keyEncryptionKeySecretUri string
 
-@minValue(1)
+// Flex Consumption takes 40 to 1000 (flex-consumption-plan, Considerations: "The lowest maximum scale is
+// currently 40"); the bounds here refuse other values before the plan does (policy CKV_SIGX_2).
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
@@ -113,14 +115,13 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     // Key Vault references (KEY_ENCRYPTION_KEY) are resolved with the user-assigned identity.
     keyVaultReferenceIdentity: identityId
     //checkov:skip=CKV_AZURE_213:App Service health check (healthCheckPath) evicts instances behind the HTTP load balancer; Flex Consumption instances are platform-managed per function and the main workload is the Event Hubs trigger. Export health is checked by the HEALTH_SCHEDULE timer.
+    // No ftpsState, alwaysOn, linuxFxVersion, use32BitWorkerProcess, ...: Flex Consumption refuses them
+    // (functions-app-settings, "Flex Consumption plan deprecations"; policy CKV_SIGX_1).
+    //checkov:skip=CKV_AZURE_78:Flex Consumption has no FTP and refuses siteConfig.ftpsState with BadRequest (Flex Consumption plan deprecations, Functions app settings reference): there is nothing to disable.
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
-      cors: {
-        allowedOrigins: []
-      }
       // Flex Consumption takes no FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION or
       // WEBSITE_RUN_FROM_PACKAGE: runtime and package come from functionAppConfig below.
       appSettings: [

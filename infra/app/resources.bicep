@@ -45,9 +45,9 @@ param principalType string = 'User'
 
 // Function App scale ---------------------------------------------------------------------------------
 
-@minValue(1)
+@minValue(40)
 @maxValue(1000)
-@description('Highest number of instances the Flex Consumption app scales out to (per-function scaling; the Event Hubs trigger never uses more instances than the hub has partitions).')
+@description('Highest number of instances the Flex Consumption app scales out to, 40 to 1000 (Flex refuses a lower maximum). Per-function scaling: the Event Hubs trigger never uses more instances than the hub has partitions, whatever this is.')
 param maximumInstanceCount int = 100
 
 @allowed([
@@ -126,9 +126,9 @@ param backlogRetentionDays int = 7
 @description('EXPORT_CACHE_SECONDS: how long an instance caches the list of exports.')
 param exportCacheSeconds int = 30
 
-@minValue(1)
-@maxValue(30)
-@description('Log Analytics retention, in days.')
+@minValue(30)
+@maxValue(730)
+@description('Log Analytics retention, in days: 30 to 730 on the PerGB2018 tier.')
 param logRetentionInDays int = 30
 
 // ---------------------------------------------------------------------------------------------------
@@ -143,7 +143,8 @@ var tags = {
 }
 
 var appName = !empty(functionAppName) ? functionAppName : '${abbrs.webSitesFunctions}signals-${resourceToken}'
-var deploymentContainerName = 'app-package-${toLower(take(appName, 32))}-${take(toLower(uniqueString(appName, resourceToken)), 7)}'
+// A container name takes no '--': the app name's hyphens are dropped (a 32-character cut can end on one).
+var deploymentContainerName = 'app-package-${replace(toLower(take(appName, 32)), '-', '')}-${take(toLower(uniqueString(appName, resourceToken)), 7)}'
 var eventHubName = 'signals'
 var consumerGroupName = 'signals-export'
 var loginEndpoint = environment().authentication.loginEndpoint
@@ -165,6 +166,9 @@ module identity 'br/public:avm/res/managed-identity/user-assigned-identity:0.4.1
   }
 }
 
+// forceCmkForQuery defaults to true in this module (avm/res/operational-insights/workspace 0.7.0, main.bicep),
+// and then a linked 'Query' storage account is required for the saved searches of workbook.bicep. No
+// customer-managed key is used here, so it is off (policy CKV_SIGX_3).
 module logAnalytics 'br/public:avm/res/operational-insights/workspace:0.7.0' = {
   name: 'loganalytics'
   params: {
@@ -172,6 +176,7 @@ module logAnalytics 'br/public:avm/res/operational-insights/workspace:0.7.0' = {
     location: location
     tags: tags
     dataRetention: logRetentionInDays
+    forceCmkForQuery: false
   }
 }
 

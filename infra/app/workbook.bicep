@@ -6,7 +6,7 @@
 //   signals_exported, signals_backlogged, signals_dropped, signals_dead_lettered (counters)
 //   export_write_failures (counter, extra dimension cause)
 //   backlog_signals, backlog_oldest_age_seconds (gauges), batch_latency_ms (histogram)
-// The telemetry code that emits them is not written yet: until it is, the queries return no rows.
+// shared/telemetry.py emits them (tests/unit/test_telemetry.py checks the names against the .kql files).
 
 param location string = resourceGroup().location
 param tags object = {}
