@@ -27,7 +27,12 @@ from tests.support import registered
 
 pytestmark = pytest.mark.integration
 
-HOSTILE = ("n" * NAME_SEGMENT, "n" * (NAME_SEGMENT + 1), "/../" + "\\" * 3000 + ".", "€" * 100_000)  # 600 KB as JSON escapes
+HOSTILE = (
+    "n" * NAME_SEGMENT,
+    "n" * (NAME_SEGMENT + 1),
+    "/../" + "\\" * 3000 + ".",
+    "€" * 100_000,
+)  # 600 KB as JSON escapes
 
 
 def longest_id(prefix: str) -> str:
