@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import threading
 import time
 import uuid
@@ -24,6 +25,7 @@ from devstack.azurite import Azurite
 from devstack.functions import registered_functions
 from devstack.host import host_json
 from devstack.queue_runner import LEASE_SECONDS, MAX_BATCH_SIZE, FunctionTimeout, QueueRunner, decode, encode
+from devstack.triggers import PollingBackoff
 from shared.health_view import health_view
 from shared.model import Export, ExportStatus
 from shared.replay import WorkItem, resume, resume_replay
@@ -223,6 +225,18 @@ def test_a_new_batch_is_fetched_only_when_few_enough_messages_still_run(
     release.set()
     runner.close()
     assert runner.drain() == 6 and len(calls) == 10
+
+
+def test_an_empty_queue_is_polled_with_the_listeners_randomized_backoff() -> None:
+    """From 100 ms, each empty poll waits 100 ms plus 0.8-1.2 times 100 ms doubled, up to
+    maxPollingInterval; a message brings it back to 100 ms (RandomizedExponentialBackoffStrategy)."""
+    backoff = PollingBackoff(2.0, rng=random.Random(7))
+    rng = random.Random(7)
+    minimum = sources.QUEUE_POLLING_MINIMUM
+    expected = [minimum] + [minimum + rng.uniform(0.8, 1.2) * 2 ** (n - 1) * minimum for n in range(1, 4)]
+    assert [backoff.next_delay(found=False) for _ in range(4)] == expected
+    assert [backoff.next_delay(found=False) for _ in range(10)][-1] == 2.0
+    assert backoff.next_delay(found=True) == minimum
 
 
 def test_the_largest_work_item_fits_a_queue_message_and_azurite_refuses_one_byte_over(
