@@ -159,10 +159,13 @@ class QueueRunner:
         return self.batch_size // 2 if self.new_batch_threshold is None else self.new_batch_threshold
 
     def run_once(self) -> int:
-        """Receive one batch, run it, and wait for it; return how many messages were received."""
-        futures = self._fetch()
-        wait(futures)
-        return len(futures)
+        """Receive one batch, run its messages at once, and wait for them; return how many messages
+        were received. Its threads end with the batch (tests and benchmarks call it directly)."""
+        messages = self._receive()
+        if messages:
+            with ThreadPoolExecutor(len(messages), thread_name_prefix="queue-message") as batch:
+                wait([batch.submit(self._process, message) for message in messages])
+        return len(messages)
 
     def drain(self, rounds: int = 100) -> int:
         """Run until the queue has nothing visible; return how many deliveries were made."""
@@ -195,14 +198,17 @@ class QueueRunner:
         if executor is not None:
             executor.shutdown(wait=True)
 
-    def _fetch(self) -> list[Future[None]]:
-        messages = list(
+    def _receive(self) -> list[QueueMessage]:
+        return list(
             self.queue.receive_messages(
                 messages_per_page=self.batch_size,
                 max_messages=self.batch_size,
                 visibility_timeout=self.lease_seconds,
             )
         )
+
+    def _fetch(self) -> list[Future[None]]:
+        messages = self._receive()
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
