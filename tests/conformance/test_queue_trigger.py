@@ -27,11 +27,11 @@ from devstack.host import host_json
 from devstack.queue_runner import LEASE_SECONDS, MAX_BATCH_SIZE, FunctionTimeout, QueueRunner, decode, encode
 from devstack.triggers import PollingBackoff
 from shared.health_view import health_view
-from shared.model import Export, ExportStatus
+from shared.model import Export
 from shared.replay import WorkItem, resume, resume_replay
 from shared.runtime import Runtime
 from tests.conformance import sources
-from tests.integration.conftest import Customer, Traffic, all_lines, regenerated_key, run_health_check
+from tests.integration.conftest import Customer, Traffic, all_lines
 
 pytestmark = pytest.mark.integration
 
@@ -255,25 +255,8 @@ def test_the_largest_work_item_fits_a_queue_message_and_azurite_refuses_one_byte
 # -- the resume-and-replay path with the host's default decoding ---------------------------------------
 
 
-@pytest.fixture
-def postponed(
-    service: Runtime, customer: Customer, create_export: Callable[..., Export], traffic: Traffic, lake: Any
-) -> Export:
-    """An ADLS export postponed (its key was regenerated) with signals in its backlog."""
-    export = create_export(traffic.project, "lake", customer.adls(f"cf{traffic.project[-8:]}", "signals"))
-    traffic.send(6)
-    run_health_check()
-    with regenerated_key(lake):
-        traffic.send(9)
-        run_health_check()
-        service.registry.invalidate()
-        traffic.send(5)
-    assert service.store.get(export.project_id, export.export_id)[0].status is ExportStatus.POSTPONED
-    return export
-
-
 def test_resume_and_replay_work_with_the_hosts_default_queue_decoding(
-    service: Runtime, customer: Customer, traffic: Traffic, postponed: Export
+    service: Runtime, customer: Customer, traffic: Traffic, postponed: dict[str, Any]
 ) -> None:
     """The service enqueues the backlog; the queue is decoded as the extension does by default
     (Base64), and replay_backlog, as registered, writes every signal once."""
@@ -284,27 +267,27 @@ def test_resume_and_replay_work_with_the_hosts_default_queue_decoding(
         calls.append(WorkItem.from_message(message.get_body().decode()))
         function(message)
 
-    assert resume(service, postponed).work_items >= 1
+    export: Export = postponed["export"]
+    assert resume(service, export).work_items >= 1
     QueueRunner(service.replay_queue, service.poison_queue, replay_backlog).drain()
-    assert calls and {(c.project_id, c.export_id) for c in calls} == {postponed.key}
-    directory = f"cf{traffic.project[-8:]}"
-    assert all_lines(customer.lake_files(directory)) == traffic.lines()
-    view = health_view(service, *postponed.key)
+    assert calls and {(c.project_id, c.export_id) for c in calls} == {export.key}
+    assert all_lines(customer.lake_files(postponed["fs"])) == traffic.lines()
+    view = health_view(service, *export.key)
     assert view["replay"] == {"itemsLeft": 0, "bytesLeft": 0, "poisonedItems": 0}
 
 
 def test_poison_messages_of_either_encoding_are_counted_and_cleared_by_the_next_resume(
-    service: Runtime, postponed: Export
+    service: Runtime, postponed: dict[str, Any]
 ) -> None:
     """The health view counts the export's poison messages, whether the host wrote them Base64 (after
     maxDequeueCount failures) or moved them unchanged (undecodable); the next resume clears both."""
-    item = WorkItem(postponed.project_id, postponed.export_id, "gone")
+    item = WorkItem(postponed["export"].project_id, postponed["export"].export_id, "gone")
     with contextlib.suppress(ResourceExistsError):
         service.poison_queue.create_queue()
     service.poison_queue.send_message(item.to_message())
     service.poison_queue.send_message(
         json.dumps({"projectId": item.project_id, "exportId": item.export_id, "blob": "x"})
     )
-    assert health_view(service, *postponed.key)["replay"]["poisonedItems"] == 2
-    resume_replay(service, postponed)
-    assert health_view(service, *postponed.key)["replay"]["poisonedItems"] == 0
+    assert health_view(service, *postponed["export"].key)["replay"]["poisonedItems"] == 2
+    resume_replay(service, postponed["export"])
+    assert health_view(service, *postponed["export"].key)["replay"]["poisonedItems"] == 0
