@@ -59,6 +59,12 @@ def test_a_name_exactly_at_the_folder_limit_is_kept_and_one_over_is_shortened() 
     assert len(over) == NAME_SEGMENT and re.fullmatch(r"a+~[0-9a-f]{16}", over)
 
 
+def test_a_project_id_ending_in_a_dot_is_not_a_folder_ending_in_a_dot() -> None:
+    """Ids may end in '.'; a folder ending in '.' is refused with a hierarchical namespace."""
+    export = Export("proj.", "e.", BlobDestination("https://a.blob.core.windows.net", "c", KEY))
+    assert file_for(export, "n", AT, "0").path == "proj%2E/n/2026-03-07/09/20260307_0941_e._0.blob"
+
+
 def worst_case_names(target_export: Export, name: str) -> list[str]:
     target = file_for(target_export, name, AT, LONGEST_PARTITION)
     backlog = BacklogFile(target_export, target).path
