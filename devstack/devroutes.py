@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from devstack.functions import HTTP, QUEUE, TIMER, registered_functions
+from devstack.queue_runner import encode
 from devstack.sources import read_ndjson
 
 if TYPE_CHECKING:
@@ -112,7 +113,8 @@ def dev_app(host: LocalHost) -> FastAPI:
             if host.runtime is None or host.queue is None:
                 raise HTTPException(503, "the host is not running")
             runtime, queue, text = host.runtime, host.queue, document["input"]
-            await run_in_threadpool(lambda: runtime.replay_queue.send_message(text))
+            message = encode(text.encode(), queue.runner.encoding)  # the body, as the trigger decodes it
+            await run_in_threadpool(lambda: runtime.replay_queue.send_message(message))
             queue.wake()
             return {"function": name, "queued": True}
         if function.kind == HTTP:

@@ -1,10 +1,20 @@
 """Event Hub batches as the Functions worker hands them to a cardinality-many trigger.
 
-The host sends the worker the bodies (`collection_bytes`) and one metadata dict for the batch:
-`PropertiesArray` (each event's application properties), `SystemPropertiesArray` (enqueued time,
-sequence number, offset, partition key), and `PartitionContext` (hub, consumer group, namespace and
-partition id). The worker's own converter (`EventHubTriggerConverter`) turns that into the
-`list[azure.functions.EventHubEvent]` the function receives; so do we, from events of either source.
+The host sends the worker the bodies (`collection_bytes`) and one binding-data dict for the batch,
+built by the Event Hubs extension's EventHubTriggerBindingStrategy (5.x):
+
+- `PartitionContext`: the TriggerPartitionContext (namespace, hub, consumer group, partition id,
+  and whether the checkpoint follows this invocation);
+- `SystemPropertiesArray`: per event, its AMQP annotations (`x-opt-sequence-number`, `x-opt-offset`,
+  `x-opt-enqueued-time`, `x-opt-partition-key`) plus `SequenceNumber`, `Offset` (a number in 5.x),
+  `PartitionKey` and `EnqueuedTimeUtc`;
+- `PropertiesArray`: per event, its application properties;
+- `PartitionKeyArray`, `OffsetArray`, `SequenceNumberArray`, `EnqueuedTimeUtcArray`.
+
+`EnqueuedTimeUtc` is `EventData.EnqueuedTime.DateTime`, a .NET DateTime of unspecified kind, which the
+host serializes without an offset: the worker then builds a naive datetime that is UTC. The worker's
+own converter (`EventHubTriggerConverter`) turns all that into the `list[azure.functions.EventHubEvent]`
+the function receives; so do we, from events of either source (docs/conformance.md, "Event Hubs trigger").
 """
 
 from __future__ import annotations
@@ -51,34 +61,65 @@ def trigger_events(
     partition: str, events: Sequence[HubEvent], context: HubContext = HubContext()
 ) -> list[func.EventHubEvent]:
     """The function's argument for a batch of one partition's events, metadata included."""
-    system = [
-        {
-            "EnqueuedTimeUtc": _iso(event.enqueued),
-            "SequenceNumber": event.sequence,
-            "Offset": event.offset or str(event.sequence),
-            "PartitionKey": event.partition_key,
-        }
-        for event in events
-    ]
+    system = [_system_properties(event) for event in events]
     metadata = {
-        "SystemPropertiesArray": meta.Datum(json.dumps(system), "json"),
-        "PropertiesArray": meta.Datum(json.dumps([dict(e.properties) for e in events], default=str), "json"),
-        "PartitionContext": meta.Datum(
-            json.dumps(
-                {
-                    "EventHubName": context.hub,
-                    "ConsumerGroup": context.consumer_group,
-                    "FullyQualifiedNamespace": context.namespace,
-                    "PartitionId": partition,
-                }
-            ),
-            "json",
+        "SystemPropertiesArray": _json(system),
+        "PropertiesArray": _json([dict(e.properties) for e in events]),
+        "PartitionKeyArray": _json([e.partition_key for e in events]),
+        "OffsetArray": _json([str(_offset(e)) for e in events]),
+        "SequenceNumberArray": _json([e.sequence for e in events]),
+        "EnqueuedTimeUtcArray": _json([_unspecified_kind(e.enqueued) for e in events]),
+        "PartitionContext": _json(
+            {
+                "FullyQualifiedNamespace": context.namespace,
+                "EventHubName": context.hub,
+                "ConsumerGroup": context.consumer_group,
+                "PartitionId": partition,
+                "IsCheckpointingAfterInvocation": True,  # batchCheckpointFrequency 1
+            }
         ),
     }
     data = meta.Datum(_Bodies([e.body for e in events]), "collection_bytes")
     decoded = EventHubTriggerConverter.decode(data, trigger_metadata=metadata)
     assert isinstance(decoded, list)
     return decoded
+
+
+def _system_properties(event: HubEvent) -> dict[str, Any]:
+    """EventHubTriggerBindingStrategy.GetSystemPropertiesForBinding: the AMQP annotations, then the
+    four properties the binding data always carries."""
+    annotations: dict[str, Any] = {
+        "x-opt-sequence-number": event.sequence,
+        "x-opt-offset": str(_offset(event)),
+        "x-opt-enqueued-time": _iso(event.enqueued),
+    }
+    if event.partition_key is not None:
+        annotations["x-opt-partition-key"] = event.partition_key
+    return {
+        **annotations,
+        "SequenceNumber": event.sequence,
+        "Offset": _offset(event),
+        "PartitionKey": event.partition_key,
+        "EnqueuedTimeUtc": _unspecified_kind(event.enqueued),
+    }
+
+
+def _offset(event: HubEvent) -> int | str:
+    """EventData.Offset is a long in Azure.Messaging.EventHubs 5.x (the local hub numbers offsets)."""
+    text = event.offset or str(event.sequence)
+    return int(text) if text.isdigit() else text
+
+
+def _unspecified_kind(moment: datetime) -> str:
+    """A UTC time as Json.NET writes a DateTime of unspecified kind: no offset, at most 7 fraction
+    digits without trailing zeros."""
+    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    text = utc.replace(tzinfo=None).isoformat()
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _json(value: Any) -> meta.Datum:
+    return meta.Datum(json.dumps(value, default=str), "json")
 
 
 def from_event_data(event: Any) -> HubEvent:

@@ -480,7 +480,9 @@ class LocalHost:
             schedule = Schedule.parse(expression)
         except ScheduleError as error:
             raise DevstackError(f"The timer's schedule is not valid NCRONTAB: {error}") from None
-        self.timer = TimerTrigger(timer_fn.name, timer_fn.handler, schedule)
+        monitored = bool(timer_fn.trigger.get("useMonitor", True))  # the schedule monitor's status file
+        status_file = self.data_dir / "timers" / f"{timer_fn.name}.json" if monitored else None
+        self.timer = TimerTrigger(timer_fn.name, timer_fn.handler, schedule, status_file=status_file)
         self.queue = self._queue_poller(one_of_kind(QUEUE), runtime)
         if self.eventhub is not None:
             self.eventhub.storage_connection = storage_connection
@@ -521,19 +523,21 @@ class LocalHost:
         from devstack.queue_runner import QueueRunner
 
         queues = host_json().get("extensions", {}).get("queues", {})
-        timeout = _timespan(host_json().get("functionTimeout"), 600.0)
+        threshold = queues.get("newBatchThreshold")
         runner = QueueRunner(
             queue=runtime.replay_queue,
             poison=runtime.poison_queue,
             handler=function.handler,
             max_dequeue_count=int(queues.get("maxDequeueCount", 5)),
-            visibility_timeout=int(timeout),
-            retry_delay=int(_timespan(queues.get("visibilityTimeout"), 0.0)),
+            retry_delay=_timespan(queues.get("visibilityTimeout"), 0.0),
             batch_size=int(queues.get("batchSize", 16)),
+            new_batch_threshold=None if threshold is None else int(threshold),
+            encoding=str(queues.get("messageEncoding", "base64")).lower(),
+            function_timeout=_timespan(host_json().get("functionTimeout"), 1800.0),
         )
         polling = self.options.queue_polling
         if polling is None:
-            polling = _timespan(queues.get("maxPollingInterval"), 5.0)
+            polling = _timespan(queues.get("maxPollingInterval"), 60.0)  # QueuePollingIntervals
         return QueuePoller(runner, max_polling_interval=polling)
 
     def _call_event_hub_function(self, events: list[Any]) -> None:

@@ -6,6 +6,12 @@ time because it is fixed: a batch that is delivered again maps every signal to t
 first time, which is what lets the ledger guarantee exactly once.
 
 Each file has one writer: its name carries the export id and the Event Hub partition.
+
+Every name built here, and every name built from it (a replay file, the backlog blob that holds a
+file's undelivered signals), stays within Azure's limits whatever a signal's name is: 1,024
+characters per blob name or ADLS Gen2 path, no `.`/`..` segment, no segment ending in `.`, only
+characters that need no special treatment (docs/conformance.md, "Storage limits"). A signal name
+that cannot be a folder as it is becomes a readable prefix and a hash (`blob_segment`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,26 @@ from shared.model import AdlsDestination, BlobDestination, Destination, Export, 
 
 ADLS_SUFFIX = ".jsonl"
 BLOB_SUFFIX = ".blob"
+
+# Azure's limits on names (Naming and Referencing Containers, Blobs, and Metadata,
+# https://learn.microsoft.com/rest/api/storageservices/naming-and-referencing-containers--blobs--and-metadata):
+MAX_NAME = 1024  # characters in a blob name, or in an ADLS Gen2 path within its filesystem
+MAX_DEPTH = 63 - 2  # path segments with a hierarchical namespace: 63 counting account and container
+# What a name built here may take at most besides the parts a customer chooses:
+MAX_ID = 63  # a project or export id (shared.api.rules.ID_PATTERN)
+MAX_PARTITION = 4  # an Event Hub partition id: at most 1,024 partitions per hub (Dedicated)
+NAME_SEGMENT = 255  # a signal name's folder: at most this many characters (then prefix and hash)
+_HASH_CHARS = 16  # 64 bits of BLAKE2s of the name
+# Names derived from a destination file's path: the replay file beside it (`_replay-<12 digits>`, and
+# `.tmp` while an ADLS Gen2 replay file is written), and the backlog blob in the service's own
+# storage, `<project>/<export>/<destination id>/<path>` (shared.backlog.BacklogFile).
+REPLAY_SUFFIX = len("_replay-") + 12 + len(".tmp")
+BACKLOG_PREFIX = MAX_ID + 1 + MAX_ID + 1 + 12 + 1
+# The ADLS Gen2 layout adds `/yyyy/MM/dd/HH/<export id>_<partition>.jsonl` (4 folders and a file) to
+# the customer's directory, which must leave room for all of the above.
+_ADLS_TAIL = len("/yyyy/MM/dd/HH/") + MAX_ID + 1 + MAX_PARTITION + len(ADLS_SUFFIX)
+MAX_DIRECTORY = MAX_NAME - max(BACKLOG_PREFIX, REPLAY_SUFFIX) - _ADLS_TAIL
+MAX_DIRECTORY_DEPTH = MAX_DEPTH - 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +100,7 @@ def _file_in_minute(export: Export, signal_name: str, at: datetime, partition: s
         start = at
         path = "/".join(
             (
-                export.project_id,
+                blob_segment(export.project_id),  # an id ending in "." is encoded like a name
                 blob_segment(signal_name),
                 f"{start:%Y-%m-%d}",
                 f"{start:%H}",
@@ -100,7 +126,35 @@ def replay_path(path: str, tag: str) -> str:
 
 
 def blob_segment(name: str) -> str:
-    """A signal name as one blob-name segment: no '/', no '.' or '..' segments, no control characters."""
+    """A signal name as one folder of a blob name, valid in any account (with or without a
+    hierarchical namespace) and distinct for distinct names.
+
+    Characters other than letters, digits and `-._~ !$&'()*+,;=:@` are percent-encoded (UTF-8), so
+    `/`, `\\`, `%`, control characters and anything outside ASCII cannot reach the name as themselves;
+    `.` and `..`, and a final `.`, are encoded too. An encoding longer than NAME_SEGMENT characters
+    becomes the encoding of the name's first characters, `~` and a hash of the whole name.
+    """
+    encoded = _encoded(name)
+    if len(encoded) <= NAME_SEGMENT:
+        return encoded
+    budget, used, kept = NAME_SEGMENT - 1 - _HASH_CHARS, 0, []
+    for character in name:
+        piece = _quote(character)
+        if used + len(piece) > budget:
+            break
+        kept.append(piece)
+        used += len(piece)
+    digest = hashlib.blake2s(name.encode("utf-8", "surrogatepass"), digest_size=_HASH_CHARS // 2)
+    return f"{''.join(kept)}~{digest.hexdigest()}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _encoded(name: str) -> str:
     if name in {".", ".."}:
         return name.replace(".", "%2E")
-    return quote(name, safe="-._~ !$&'()*+,;=:@")
+    encoded = _quote(name)
+    return encoded[:-1] + "%2E" if encoded.endswith(".") else encoded
+
+
+def _quote(text: str) -> str:
+    return quote(text, safe="-._~ !$&'()*+,;=:@", errors="surrogatepass")

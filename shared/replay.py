@@ -15,6 +15,8 @@ finds the file, reads where it ended, and carries on from there.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -73,12 +75,15 @@ class WorkItem:
     blob: str
 
     def to_message(self) -> str:
-        return orjson.dumps(
-            {"projectId": self.project_id, "exportId": self.export_id, "blob": self.blob}
-        ).decode()
+        """The message as put on the queue: Base64 of the UTF-8 JSON, which is what the queue trigger
+        decodes by default (extensions.queues.messageEncoding `base64` in host.json; the
+        "Queue trigger" rows of docs/conformance.md)."""
+        document = {"projectId": self.project_id, "exportId": self.export_id, "blob": self.blob}
+        return base64.b64encode(orjson.dumps(document)).decode("ascii")
 
     @classmethod
     def from_message(cls, text: str) -> WorkItem:
+        """A work item from the message body as the host hands it to the function (decoded)."""
         raw = orjson.loads(text)
         return cls(str(raw["projectId"]), str(raw["exportId"]), str(raw["blob"]))
 
@@ -351,4 +356,11 @@ def progress(runtime: Runtime, export: Export) -> dict[str, Any]:
 
 
 def _text(content: Any) -> str:
-    return content.decode() if isinstance(content, bytes) else str(content)
+    """The body of a message read from a queue directly (the poison queue): the host writes a failed
+    message there Base64-encoded like the original, but moves a message it could not decode as it
+    was (the Storage Queues extension's QueueServiceClientProvider)."""
+    raw = content.decode() if isinstance(content, bytes) else str(content)
+    try:
+        return base64.b64decode(raw, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return raw

@@ -18,17 +18,22 @@ from urllib.parse import urlsplit
 
 from pydantic_core import PydanticCustomError
 
+from shared.layout import MAX_DIRECTORY, MAX_DIRECTORY_DEPTH
+
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 ID_RULE = "1 to 63 letters, digits, '-', '_' or '.', starting with a letter or digit"
 _ID = re.compile(ID_PATTERN)
 _NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _ACCOUNT = re.compile(r"[a-z0-9]{3,24}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Not in a storage path even percent-encoded: C0 and C1 controls, surrogates, private-use characters
+# (the naming rules' example is U+E000) and noncharacters (docs/conformance.md, "ADLS Gen2 paths").
+_NOT_IN_PATH = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ue000-\uf8ff\ufdd0-\ufdef\ufffe\uffff]")
 
 MAX_SIGNALS = 1000
 MAX_SIGNAL_NAME = 256
-MAX_PATH = 1024
 MAX_SEGMENT = 255
+MAX_PATH = 63 + 1 + MAX_DIRECTORY + 1  # `<filesystem>/<directory>/`
 KEY_BYTES = (16, 128)  # an Azure storage account key is 64 bytes (88 base64 characters)
 SECRET_LENGTH = (16, 512)
 
@@ -110,13 +115,17 @@ def storage_name(value: str, what: str) -> str:
 
 
 def adls_path(value: str) -> tuple[str, str]:
-    """`<filesystem>[/<directory>...][/]` split into the filesystem and the directory."""
-    if "\\" in value or _CONTROL.search(value):
+    """`<filesystem>[/<directory>...][/]` split into the filesystem and the directory.
+
+    The directory follows ADLS Gen2's path rules (no `.` or `..` segment, no segment ending in `.`,
+    no control, private-use or noncharacter) and leaves room for what the service builds under it:
+    MAX_DIRECTORY characters and MAX_DIRECTORY_DEPTH folders (shared.layout)."""
+    if "\\" in value or _NOT_IN_PATH.search(value):
         raise _error(
-            "InvalidPath", "destination.path must use '/' between segments, and no control characters"
+            "InvalidPath",
+            "destination.path must use '/' between segments, and no control, private-use or "
+            "noncharacter Unicode characters",
         )
-    if len(value) > MAX_PATH:
-        raise _error("InvalidPath", f"destination.path must be at most {MAX_PATH} characters")
     segments = value.split("/")
     if len(segments) > 1 and segments[-1] == "":
         segments = segments[:-1]  # one trailing slash is allowed
@@ -124,12 +133,27 @@ def adls_path(value: str) -> tuple[str, str]:
         raise _error("InvalidPath", "destination.path must not start with '/' or have empty segments ('//')")
     if any(s in {".", ".."} for s in segments):
         raise _error("InvalidPath", "destination.path must not have '.' or '..' segments")
+    if any(s.endswith(".") for s in segments):
+        raise _error("InvalidPath", "no segment of destination.path may end with '.' (ADLS Gen2 refuses it)")
     if any(len(s) > MAX_SEGMENT for s in segments):
         raise _error(
             "InvalidPath", f"each segment of destination.path must be at most {MAX_SEGMENT} characters"
         )
     filesystem = storage_name(segments[0], "filesystem")
-    return filesystem, "/".join(segments[1:])
+    directory = "/".join(segments[1:])
+    if len(directory) > MAX_DIRECTORY:
+        raise _error(
+            "InvalidPath",
+            f"the directory in destination.path must be at most {MAX_DIRECTORY} characters, so that the "
+            "files written under it stay within Azure's 1,024-character limit",
+        )
+    if len(segments) - 1 > MAX_DIRECTORY_DEPTH:
+        raise _error(
+            "InvalidPath",
+            f"the directory in destination.path must have at most {MAX_DIRECTORY_DEPTH} folders, so that "
+            "the files written under it stay within ADLS Gen2's depth limit",
+        )
+    return filesystem, directory
 
 
 def shared_key(value: str) -> str:

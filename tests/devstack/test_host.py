@@ -16,6 +16,7 @@ from azure.storage.filedatalake import DataLakeServiceClient
 
 from devstack.host import LAKE_ACCOUNT, HostOptions, LocalHost, key_encryption_key, local_settings
 from devstack.producer import LocalTarget
+from devstack.queue_runner import decode
 from devstack.sources import BatchPolicy, read_ndjson
 from shared.settings import DEADLETTER_CONTAINER
 
@@ -115,7 +116,7 @@ def test_the_timer_runs_now_through_the_admin_route_and_on_its_schedule(host: Lo
 
 def test_the_queue_function_replays_through_the_queue_with_poison_after_max_dequeue(host: LocalHost) -> None:
     """A message the queue function cannot take is retried, then moved to the poison queue by the
-    queue trigger's rules (host.json maxDequeueCount)."""
+    queue trigger's rules (host.json maxDequeueCount), Base64-encoded like the queue's messages."""
     assert host.queue is not None and host.runtime is not None
     runner = host.queue.runner
     runner.retry_delay = 0
@@ -125,7 +126,10 @@ def test_the_queue_function_replays_through_the_queue_with_poison_after_max_dequ
 
     def poisoned() -> bool:
         try:
-            return any(m.content == "not a work item" for m in poison.peek_messages(max_messages=32))
+            return any(
+                decode(m.content, "base64") == b"not a work item"
+                for m in poison.peek_messages(max_messages=32)
+            )
         except Exception:
             return False
 
