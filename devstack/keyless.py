@@ -22,6 +22,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from devstack.entra import Directory, LocalEntra, ManagedIdentity
 from devstack.local_tls import LocalTls
@@ -116,4 +117,95 @@ class LocalIdentity:
             **self.endpoint.environment(),
             "AZURE_AUTHORITY_HOST": self.entra.authority,
             "REQUESTS_CA_BUNDLE": str(self.tls.ca_bundle),
+        }
+
+
+LAKE_HTTPS_OFFSET, ENTRA_OFFSET, IDENTITY_OFFSET, KEYLESS_BLOB_OFFSET = 5, 6, 7, 8
+KEYLESS_BLOB_ACCOUNT = "keylessblob"
+
+
+class KeylessStorage:
+    """What the local host adds for keyless destinations, beside its Azurite and ADLS Gen2 emulator:
+
+    - the local identity stand-ins (`LocalIdentity`), kept in `<data>/entra` and `<data>/tls`;
+    - the trust and tenant of the ADLS Gen2 emulator's account (its HTTPS listener is started by the
+      caller with `tls` and `trusted_keys`): the account gets a customer tenant of its own, consented,
+      and no role (the customer assigns one, as in Azure: the emulator's control endpoint);
+    - a Blob account that takes tokens: Azurite, Blob service only, over HTTPS with `--oauth basic`.
+    """
+
+    def __init__(self, data_dir: Path, ports: dict[str, int]) -> None:
+        self.data_dir = data_dir
+        self.ports = ports
+        self.identity = LocalIdentity(data_dir / "tls", folder=data_dir / "entra")
+        self.blob: Any = None
+
+    @staticmethod
+    def port_names() -> dict[str, int]:
+        """The ports it needs, as offsets from the host's storage port."""
+        return {
+            "lake_https": LAKE_HTTPS_OFFSET,
+            "entra": ENTRA_OFFSET,
+            "identity": IDENTITY_OFFSET,
+            "keyless_blob": KEYLESS_BLOB_OFFSET,
+        }
+
+    @property
+    def trusted_keys(self) -> Any:
+        from devstack.adls_emulator import TrustedKeys
+
+        return TrustedKeys(file=self.data_dir / "entra" / "jwks.json")
+
+    def start(self, blob_key: str) -> KeylessStorage:
+        from devstack.azurite import Azurite
+
+        self.identity.start(entra_port=self.ports["entra"], identity_port=self.ports["identity"])
+        blob = Azurite(
+            location=self.data_dir / "azurite-keyless",
+            accounts={KEYLESS_BLOB_ACCOUNT: blob_key},
+            blob_port=self.ports["keyless_blob"],
+            tls=self.identity.tls,
+            oauth=True,
+            blob_only=True,
+        )
+        try:
+            blob.start()
+        except Exception:
+            blob.stop()
+            self.identity.stop()
+            raise
+        self.blob = blob
+        return self
+
+    def configure_lake(self, lake: Any, account: str) -> str:
+        """Give the lake account a consented customer tenant (once; kept with the emulator's data)."""
+        tenant = lake.identity(account)["tenant"]
+        if tenant is None or tenant not in self.identity.directory.tenants():
+            tenant = self.identity.customer_tenant()
+            lake.set_identity(account, tenant=tenant)
+        return str(tenant)
+
+    def stop(self) -> None:
+        if self.blob is not None:
+            self.blob.stop()
+            self.blob = None
+        self.identity.stop()
+
+    @property
+    def blob_url(self) -> str:
+        return str(self.blob.url("blob", KEYLESS_BLOB_ACCOUNT)) if self.blob is not None else ""
+
+    def describe(self, lake_tenant: str, lake_https_url: str) -> dict[str, str]:
+        """The ids and addresses a keyless export needs (the host's status, `scripts/run storage`)."""
+        ids = self.identity.ids
+        return {
+            "authority": self.identity.entra.authority,
+            "serviceTenant": ids.service_tenant,
+            "managedIdentityClientId": ids.identity_client_id,
+            "applicationClientId": ids.application_client_id,
+            "lakeHttps": lake_https_url,
+            "lakeTenant": lake_tenant,
+            "lakePrincipal": self.identity.principal_in(lake_tenant),
+            "keylessBlob": self.blob_url,
+            "caFile": str(self.identity.tls.ca_file),
         }
