@@ -50,36 +50,19 @@ ROLE_IDS = {
 }
 
 # What each role may do, in the short names of the Microsoft.Storage actions below.
+_READ = frozenset({"containers/read", "generateUserDelegationKey", "blobs/read"})
+_WRITE = _READ | {
+    "containers/write",
+    "containers/delete",
+    "blobs/write",
+    "blobs/delete",
+    "blobs/add",
+    "blobs/move",
+}
 _ROLE_ACTIONS: dict[str, frozenset[str]] = {
-    READER: frozenset({"containers/read", "generateUserDelegationKey", "blobs/read"}),
-    CONTRIBUTOR: frozenset(
-        {
-            "containers/read",
-            "containers/write",
-            "containers/delete",
-            "generateUserDelegationKey",
-            "blobs/read",
-            "blobs/write",
-            "blobs/delete",
-            "blobs/add",
-            "blobs/move",
-        }
-    ),
-    OWNER: frozenset(
-        {
-            "containers/read",
-            "containers/write",
-            "containers/delete",
-            "generateUserDelegationKey",
-            "blobs/read",
-            "blobs/write",
-            "blobs/delete",
-            "blobs/add",
-            "blobs/move",
-            "blobs/modifyPermissions",
-            "blobs/manageOwnership",
-        }
-    ),
+    READER: _READ,
+    CONTRIBUTOR: _WRITE,
+    OWNER: _WRITE | {"blobs/modifyPermissions", "blobs/manageOwnership"},
     DELEGATOR: frozenset({"generateUserDelegationKey"}),
 }
 

@@ -10,7 +10,6 @@ import socket
 import ssl
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
@@ -29,27 +28,11 @@ from devstack.azurite import Azurite
 from devstack.entra import JWT_BEARER, Directory, EntraError, ManagedIdentity
 from devstack.keyless import LocalIdentity
 from devstack.local_tls import LocalTls
+from tests.emulator.keyless import identity, managed_identity
 
+__all__ = ["identity", "managed_identity"]  # fixtures shared with tests/emulator
 TOKEN_EXCHANGE = "api://AzureADTokenExchange/.default"
 STORAGE = "https://storage.azure.com/.default"
-
-
-@pytest.fixture(scope="module")
-def identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalIdentity]:
-    """The local CA, Entra ID and managed-identity endpoint."""
-    stack = LocalIdentity(Path(tmp_path_factory.mktemp("tls"))).start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
-
-
-@pytest.fixture
-def managed(identity: LocalIdentity, monkeypatch: pytest.MonkeyPatch) -> ManagedIdentityCredential:
-    """The service's managed identity through IDENTITY_ENDPOINT and IDENTITY_HEADER."""
-    for name, value in identity.endpoint.environment().items():
-        monkeypatch.setenv(name, value)
-    return ManagedIdentityCredential(client_id=identity.ids.identity_client_id)
 
 
 def _credential(identity: LocalIdentity, tenant: str, assertion: object) -> ClientAssertionCredential:
@@ -83,12 +66,12 @@ def _claims(token: str) -> dict[str, object]:
 
 
 def test_assertion_exchange_gives_a_v1_storage_token_of_the_customer_tenant(
-    identity: LocalIdentity, managed: ManagedIdentityCredential
+    identity: LocalIdentity, managed_identity: ManagedIdentityCredential
 ) -> None:
     """The managed identity's token for api://AzureADTokenExchange buys a Storage token in a consented
     tenant: issuer sts.windows.net/<tenant>/, the application's id, its service principal's oid there."""
     tenant = identity.customer_tenant()
-    assertion = managed.get_token(TOKEN_EXCHANGE).token
+    assertion = managed_identity.get_token(TOKEN_EXCHANGE).token
     mi_claims = _claims(assertion)
     assert mi_claims["iss"] == f"https://login.microsoftonline.com/{identity.ids.service_tenant}/v2.0"
     assert mi_claims["sub"] == identity.ids.identity_principal_id
@@ -103,12 +86,12 @@ def test_assertion_exchange_gives_a_v1_storage_token_of_the_customer_tenant(
 
 
 def test_tenant_without_consent_is_refused_with_aadsts700016_until_an_admin_consents(
-    identity: LocalIdentity, managed: ManagedIdentityCredential
+    identity: LocalIdentity, managed_identity: ManagedIdentityCredential
 ) -> None:
     """Without consent: 400 unauthorized_client AADSTS700016 in Entra's error body, surfaced by
     azure-identity as ClientAuthenticationError; after the admin-consent link is opened, tokens come."""
     tenant = identity.customer_tenant(consented=False)
-    assertion = managed.get_token(TOKEN_EXCHANGE).token
+    assertion = managed_identity.get_token(TOKEN_EXCHANGE).token
     with pytest.raises(ClientAuthenticationError) as refused:
         _credential(identity, tenant, lambda: assertion).get_token(STORAGE)
     assert "AADSTS700016" in refused.value.message and "unauthorized_client" in refused.value.message
@@ -318,7 +301,7 @@ def _server_side(context: ssl.SSLContext, connection: socket.socket) -> None:
 
 
 def test_azurite_takes_exchanged_tokens_over_https_for_append_blobs(
-    identity: LocalIdentity, managed: ManagedIdentityCredential, tmp_path: Path
+    identity: LocalIdentity, managed_identity: ManagedIdentityCredential, tmp_path: Path
 ) -> None:
     """Azurite (blob only, --oauth basic, the local certificate) runs the Blob sink's calls with the
     exchanged token: container, append blob with appendpos, read; an expired token is refused 403."""
@@ -326,7 +309,7 @@ def test_azurite_takes_exchanged_tokens_over_https_for_append_blobs(
     with Azurite(location=tmp_path, accounts={"keylessblob": "a2V5IG9mIHRoZSBrZXlsZXNzIGJsb2IgYWNjb3VudCE="},
                  tls=identity.tls, oauth=True, blob_only=True) as azurite:  # fmt: skip
         assert azurite.url("blob", "keylessblob").startswith("https://")
-        credential = _credential(identity, tenant, lambda: managed.get_token(TOKEN_EXCHANGE).token)
+        credential = _credential(identity, tenant, lambda: managed_identity.get_token(TOKEN_EXCHANGE).token)
         service = BlobServiceClient(
             azurite.url("blob", "keylessblob"),
             credential=credential,
