@@ -1,4 +1,13 @@
-"""Azurite (blob, queue, table) for development and tests, started from the project's node_modules."""
+"""Azurite (blob, queue, table) for development and tests, started from the project's node_modules.
+
+With `tls=` (the local CA's certificate, `devstack.local_tls`) Azurite serves HTTPS, and with
+`oauth=True` also takes bearer tokens (`--oauth basic`, which needs HTTPS). Azurite's basic OAuth
+checks only a token's issuer prefix (`https://sts.windows.net/` and the national clouds), audience
+(`https://storage.azure.com` or the account's blob endpoint) and lifetime, with 403
+AuthenticationFailed: not its signature, its tenant nor any role
+(azurite src/blob/authentication/BlobTokenAuthenticator.ts, 3.37). `blob_only=True` runs just the
+Blob service (`azurite-blob`), for a customer account beside the service's own storage.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "devstoreaccount1"
@@ -36,11 +46,16 @@ class Azurite:
     blob_port: int = 0
     queue_port: int = 0
     table_port: int = 0
+    tls: Any = None  # a devstack.local_tls.LocalTls: serve HTTPS with its certificate
+    oauth: bool = False  # take bearer tokens (--oauth basic); needs tls
+    blob_only: bool = False  # only the Blob service (azurite-blob)
     _process: subprocess.Popen[bytes] | None = None
     _own_location: bool = False
 
     def start(self) -> Azurite:
-        binary = ROOT / "node_modules" / ".bin" / "azurite"
+        binary = ROOT / "node_modules" / ".bin" / ("azurite-blob" if self.blob_only else "azurite")
+        if self.oauth and self.tls is None:
+            raise ValueError("Azurite takes bearer tokens only over HTTPS: give tls= with oauth=True")
         if not binary.exists():
             raise AzuriteMissing(f"{binary} not found: run `npm ci` in {ROOT}")
         if shutil.which("node") is None:
@@ -50,23 +65,30 @@ class Azurite:
             self._own_location = True
         self.location.mkdir(parents=True, exist_ok=True)
         self.blob_port = self.blob_port or free_port()
-        self.queue_port = self.queue_port or free_port()
-        self.table_port = self.table_port or free_port()
+        if not self.blob_only:
+            self.queue_port = self.queue_port or free_port()
+            self.table_port = self.table_port or free_port()
         env = dict(os.environ)
         env["AZURITE_ACCOUNTS"] = ";".join(f"{name}:{key}" for name, key in self.accounts.items())
+        arguments = [
+            str(binary),
+            "--silent",
+            "--disableTelemetry",  # offline, Azurite's telemetry also keeps it from exiting on SIGTERM
+            "--skipApiVersionCheck",
+            "--loose",
+            "--disableProductStyleUrl",
+            "--location", str(self.location),
+            "--blobHost", "127.0.0.1", "--blobPort", str(self.blob_port),
+        ]  # fmt: skip
+        if not self.blob_only:
+            arguments += ["--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port)]
+            arguments += ["--tableHost", "127.0.0.1", "--tablePort", str(self.table_port)]
+        if self.tls is not None:
+            arguments += ["--cert", str(self.tls.cert_file), "--key", str(self.tls.key_file)]
+        if self.oauth:
+            arguments += ["--oauth", "basic"]
         self._process = subprocess.Popen(
-            [
-                str(binary),
-                "--silent",
-                "--disableTelemetry",  # offline, Azurite's telemetry also keeps it from exiting on SIGTERM
-                "--skipApiVersionCheck",
-                "--loose",
-                "--disableProductStyleUrl",
-                "--location", str(self.location),
-                "--blobHost", "127.0.0.1", "--blobPort", str(self.blob_port),
-                "--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port),
-                "--tableHost", "127.0.0.1", "--tablePort", str(self.table_port),
-            ],
+            arguments,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -76,7 +98,8 @@ class Azurite:
 
     def _wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
-        for port in (self.blob_port, self.queue_port, self.table_port):
+        ports = (self.blob_port,) if self.blob_only else (self.blob_port, self.queue_port, self.table_port)
+        for port in ports:
             while True:
                 if self._process is not None and self._process.poll() is not None:
                     error = self._process.stderr.read().decode() if self._process.stderr else ""
@@ -121,13 +144,17 @@ class Azurite:
     ) -> None:
         self.close()
 
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
+
     def url(self, service: str, account: str = ACCOUNT) -> str:
         port = {"blob": self.blob_port, "queue": self.queue_port, "table": self.table_port}[service]
-        return f"http://127.0.0.1:{port}/{account}"
+        return f"{self.scheme}://127.0.0.1:{port}/{account}"
 
     def connection_string(self, account: str = ACCOUNT) -> str:
         return (
-            "DefaultEndpointsProtocol=http;"
+            f"DefaultEndpointsProtocol={self.scheme};"
             f"AccountName={account};AccountKey={self.accounts[account]};"
             f"BlobEndpoint={self.url('blob', account)};"
             f"QueueEndpoint={self.url('queue', account)};"

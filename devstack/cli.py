@@ -214,10 +214,24 @@ def _announce(local: LocalHost) -> None:
         lines += [
             f"customer Blob    {storage['customerBlob']}   (key: {local.data_dir}/accounts.json)",
             f"customer ADLS    {storage['customerLake']}",
+            *_keyless_lines(storage["keyless"]),
             f"data             {local.data_dir} (kept between runs); log {local.log_file}",
         ]
     lines.append("Ctrl-C stops the host and its storage.")
     console.print(Panel("\n".join(lines), title=f"local host on {local.url}"))
+
+
+def _keyless_lines(keyless: dict[str, str]) -> list[str]:
+    """The keyless stand-ins: where they listen, and the ids an export needs (devstack/keyless.py)."""
+    if not keyless:
+        return []
+    return [
+        f"keyless ADLS     {keyless['lakeHttps']} (tenant {keyless['lakeTenant']}; "
+        f"principal {keyless['lakePrincipal']} has no role yet)",
+        f"keyless Blob     {keyless['keylessBlob']} (Azurite, --oauth basic)",
+        f"Entra ID         {keyless['authority']} (app {keyless['applicationClientId']}; "
+        f"identity {keyless['managedIdentityClientId']}); CA {keyless['caFile']}",
+    ]
 
 
 def _feed(
@@ -378,6 +392,7 @@ def storage(
                             + (": UseDevelopmentStorage=true" if defaults else ""),
                             f"customer Blob    {local.blob_url}",
                             f"customer ADLS    {local.lake.url(LAKE_ACCOUNT)}",
+                            *_keyless_lines(local.keyless_status()),
                             f"keys             {local.data_dir}/accounts.json",
                             'func start       KEY_ENCRYPTION_KEY="$(cat '
                             f'{local.data_dir}/key-encryption-key)" func start',

@@ -40,6 +40,7 @@ from devstack.azurite import ACCOUNT, KEY, Azurite, AzuriteMissing
 from devstack.errors import DevstackError, NodeMissing, PortInUse
 from devstack.events import HubContext
 from devstack.functions import EVENT_HUB, QUEUE, TIMER, Registered, one_of_kind, registered_functions, resolve
+from devstack.keyless import KEYLESS_BLOB_ACCOUNT, KeylessStorage
 from devstack.ncrontab import Schedule, ScheduleError
 from devstack.sources import BatchPolicy, EventHubSource, LocalHub, LocalPump
 from devstack.triggers import QueuePoller, TimerTrigger
@@ -50,7 +51,8 @@ DATA = ROOT / ".data"
 HOST_JSON = ROOT / "host.json"
 LOCAL_SETTINGS = ROOT / "local.settings.json"
 DEFAULT_PORT = 7071
-DEFAULT_STORAGE_PORT = 10000  # Azurite's blob port; queue +1, table +2; the ADLS Gen2 emulator +4
+DEFAULT_STORAGE_PORT = 10000  # Azurite's blob port; queue +1, table +2; the ADLS Gen2 emulator +4 (+5 HTTPS);
+# the local Entra ID +6, the managed-identity endpoint +7, the keyless Blob account (Azurite, HTTPS) +8
 DEFAULT_SCHEDULE = "0 */1 * * * *"
 BLOB_ACCOUNT = "customerblob"
 LAKE_ACCOUNT = "customerlake"
@@ -156,7 +158,7 @@ def account_keys(data_dir: Path) -> dict[str, str]:
         except ValueError:
             keys = {}
     changed = False
-    for account in (BLOB_ACCOUNT, LAKE_ACCOUNT):
+    for account in (BLOB_ACCOUNT, LAKE_ACCOUNT, KEYLESS_BLOB_ACCOUNT):
         if account not in keys:
             keys[account] = new_account_key()
             changed = True
@@ -251,25 +253,38 @@ def environment(values: Mapping[str, str]) -> Iterator[dict[str, str]]:
 # -- local storage -------------------------------------------------------------------------------------
 
 
+_PORT_LABELS = {
+    "lake": "ADLS Gen2 emulator",
+    "lake_https": "ADLS Gen2 emulator, HTTPS",
+    "entra": "local Entra ID",
+    "identity": "managed-identity endpoint",
+    "keyless_blob": "Azurite with OAuth",
+}
+
+
 class LocalStorage:
     """Azurite (the service's account, and the customer Blob account) and the ADLS Gen2 emulator (the
     customer ADLS Gen2 account), with their data in the data folder."""
 
     def __init__(self, data_dir: Path, storage_port: int = DEFAULT_STORAGE_PORT) -> None:
         self.data_dir = data_dir
+        keyless = KeylessStorage.port_names()
         if storage_port == 0:
-            self.ports = {name: free_port() for name in ("blob", "queue", "table", "lake")}
+            self.ports = {name: free_port() for name in ("blob", "queue", "table", "lake", *keyless)}
         else:
             base = storage_port
             self.ports = {"blob": base, "queue": base + 1, "table": base + 2, "lake": base + 4}
+            self.ports |= {name: base + offset for name, offset in keyless.items()}
         self.azurite: Any = None
         self.lake: Any = None
+        self.keyless: KeylessStorage | None = None
+        self.lake_tenant = ""
         self.keys: dict[str, str] = {}
 
     def check(self) -> None:
         """Fail fast: the ports are free and Node.js is there."""
         for name, port in self.ports.items():
-            check_port(port, "127.0.0.1", f"Azurite {name}" if name != "lake" else "ADLS Gen2 emulator")
+            check_port(port, "127.0.0.1", _PORT_LABELS.get(name, f"Azurite {name}"))
         check_node()
 
     def start(self) -> LocalStorage:
@@ -293,9 +308,20 @@ class LocalStorage:
             azurite.stop()
             raise DevstackError(f"Azurite did not start: {error}") from None
         self.azurite = azurite
-        lake = AdlsEmulator(accounts={LAKE_ACCOUNT: self.keys[LAKE_ACCOUNT]}, location=self.data_dir / "adls")
         try:
-            lake.start(port=self.ports["lake"])
+            self.keyless = KeylessStorage(self.data_dir, self.ports).start(self.keys[KEYLESS_BLOB_ACCOUNT])
+        except (OSError, RuntimeError) as error:
+            self.stop()
+            raise DevstackError(f"The local identity stand-ins did not start: {error}") from None
+        lake = AdlsEmulator(
+            accounts={LAKE_ACCOUNT: self.keys[LAKE_ACCOUNT]},
+            location=self.data_dir / "adls",
+            tls=self.keyless.identity.tls.server_context(),
+            trusted_keys=self.keyless.trusted_keys,
+        )
+        try:
+            lake.start(port=self.ports["lake"], https_port=self.ports["lake_https"])
+            self.lake_tenant = self.keyless.configure_lake(lake, LAKE_ACCOUNT)
         except OSError as error:
             self.stop()
             raise PortInUse(
@@ -323,10 +349,19 @@ class LocalStorage:
         self.keys[LAKE_ACCOUNT] = key
         return key
 
+    def keyless_status(self) -> dict[str, str]:
+        """Where the keyless stand-ins listen and the ids a keyless export needs (empty when stopped)."""
+        if self.keyless is None or self.lake is None:
+            return {}
+        return self.keyless.describe(self.lake_tenant, str(self.lake.url(LAKE_ACCOUNT, https=True)))
+
     def stop(self) -> None:
         if self.lake is not None:
             self.lake.stop()
             self.lake = None
+        if self.keyless is not None:
+            self.keyless.stop()
+            self.keyless = None
         if self.azurite is not None:
             self.azurite.stop()
             self.azurite = None
@@ -460,6 +495,9 @@ class LocalHost:
         )
         if hub_connection:
             values["EventHubConnection"] = hub_connection
+        if self.storage is not None and self.storage.keyless is not None:
+            # IDENTITY_ENDPOINT/HEADER, AZURE_AUTHORITY_HOST, REQUESTS_CA_BUNDLE: devstack/keyless.py
+            values.update(self.storage.keyless.identity.environment())
         values.update(options.settings)
         self._env = environment(values)
         self.settings = self._env.__enter__()
@@ -667,6 +705,7 @@ class LocalHost:
                 "dataDir": str(self.data_dir),
                 "customerBlob": self.blob_url or None,
                 "customerLake": self.lake_url or None,
+                "keyless": self.storage.keyless_status() if self.storage is not None else {},
             },
         }
 

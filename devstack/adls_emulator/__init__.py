@@ -11,12 +11,29 @@ so the real ``azure-storage-file-datalake`` SDK can run against it::
         service = DataLakeServiceClient(account_url=emu.url(), credential=DEFAULT_KEY)
         service.create_file_system("signals")
 
-Standard library only. See :class:`AdlsEmulator` for the API, ``python -m
+Authentication as on the service: SharedKey, SAS (service and user
+delegation), and over HTTPS Entra ID bearer tokens with role assignments per
+account and filesystem (:mod:`.security`). Standard library plus PyJWT for the
+tokens. See :class:`AdlsEmulator` for the API, ``python -m
 devstack.adls_emulator --help`` for the CLI and :mod:`.control` for the HTTP
 control endpoints.
 """
 
+from .access import CONTRIBUTOR, DELEGATOR, OWNER, READER
 from .emulator import DEFAULT_ACCOUNT, DEFAULT_KEY, AdlsEmulator
 from .faults import OPERATIONS, Fault, RequestRecord
+from .oauth import TrustedKeys
 
-__all__ = ["DEFAULT_ACCOUNT", "DEFAULT_KEY", "OPERATIONS", "AdlsEmulator", "Fault", "RequestRecord"]
+__all__ = [
+    "CONTRIBUTOR",
+    "DEFAULT_ACCOUNT",
+    "DEFAULT_KEY",
+    "DELEGATOR",
+    "OPERATIONS",
+    "OWNER",
+    "READER",
+    "AdlsEmulator",
+    "Fault",
+    "RequestRecord",
+    "TrustedKeys",
+]

@@ -7,8 +7,9 @@ For a path-style URL (``http://127.0.0.1:port/account/...``) the canonicalized
 resource is ``/account`` followed by the URL path, which itself starts with
 ``/account`` -- exactly what the SDK signs.
 
-Only SharedKey is accepted: SAS tokens and bearer tokens are refused with
-403 AuthenticationFailed (the product authenticates with account keys).
+Bearer tokens and SAS are checked elsewhere (:mod:`.security` picks the scheme);
+a request that reaches this check with another scheme, or none, is refused with
+403 AuthenticationFailed.
 """
 
 from __future__ import annotations

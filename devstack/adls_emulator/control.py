@@ -12,6 +12,14 @@ letters and digits), so these never clash with storage requests.
 * ``DELETE /__emulator/faults/{id}``         -> remove one fault
 * ``PUT /__emulator/accounts/{name}``        -> body ``{"key": "..."}``: add or rotate
 * ``DELETE /__emulator/accounts/{name}``     -> remove the account and its data
+* ``GET /__emulator/accounts/{name}/identity``  -> ``{"tenant", "allowSharedKeyAccess", "roleAssignments"}``
+* ``PATCH /__emulator/accounts/{name}/identity`` -> body ``{"tenant": "<guid>", "allowSharedKeyAccess":
+  false}`` (either field): the Entra tenant whose tokens the account takes; shared-key access on or off
+* ``POST /__emulator/accounts/{name}/roleAssignments``   -> body ``{"principalId", "role", "filesystem"?}``:
+  assign a Storage Blob Data role (name or definition id) at the account, or at one filesystem
+* ``DELETE /__emulator/accounts/{name}/roleAssignments`` -> body ``{"principalId", "role"?, "filesystem"?}``:
+  remove matching assignments (404 when none matched); in force from the next request
+* ``POST /__emulator/accounts/{name}/revokeUserDelegationKeys`` -> every user delegation SAS stops working
 """
 
 from __future__ import annotations
@@ -84,6 +92,50 @@ def handle(app: AdlsEmulator, method: str, raw_path: str, body: bytes) -> Respon
                     return _json(404, {"error": f"no account {name}"})
                 app.remove_account(name)
                 return _no_content()
+        if len(parts) == 3 and parts[0] == "accounts":
+            return _identity(app, method, parts[1], parts[2], body)
     except (ValueError, TypeError) as exc:
         return _json(400, {"error": str(exc)})
     return _json(404, {"error": f"unknown control endpoint {method} {raw_path}"})
+
+
+def _optional_str(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{name} must be a string")
+    return value
+
+
+def _identity(app: AdlsEmulator, method: str, account: str, what: str, body: bytes) -> Response:
+    """The account's Entra tenant, shared-key switch and role assignments."""
+    if account not in app.accounts.names():
+        return _json(404, {"error": f"no account {account}"})
+    if what == "identity" and method == "GET":
+        return _json(200, app.identity(account))
+    if what == "revokeUserDelegationKeys" and method == "POST":
+        app.revoke_user_delegation_keys(account)
+        return _no_content()
+    data = _body(body)
+    if not isinstance(data, dict):
+        raise ValueError("body must be a JSON object")
+    if what == "identity" and method in ("PATCH", "PUT"):
+        allow = data.get("allowSharedKeyAccess")
+        if allow is not None and not isinstance(allow, bool):
+            raise ValueError("allowSharedKeyAccess must be true or false")
+        app.set_identity(account, tenant=_optional_str(data, "tenant"), allow_shared_key_access=allow)
+        return _json(200, app.identity(account))
+    if what == "roleAssignments" and method == "POST":
+        principal, role = data.get("principalId"), data.get("role")
+        if not isinstance(principal, str) or not isinstance(role, str):
+            raise ValueError('body must be {"principalId": "<object id>", "role": "<role>"[, "filesystem"]}')
+        assignment = app.assign_role(account, principal, role, _optional_str(data, "filesystem"))
+        return _json(201, assignment.to_json())
+    if what == "roleAssignments" and method == "DELETE":
+        principal = data.get("principalId")
+        if not isinstance(principal, str):
+            raise ValueError('body must be {"principalId": "<object id>", "role"?: ..., "filesystem"?: ...}')
+        removed = app.remove_role(
+            account, principal, _optional_str(data, "role"), _optional_str(data, "filesystem")
+        )
+        return _no_content() if removed else _json(404, {"error": "no matching role assignment"})
+    return _json(404, {"error": f"unknown control endpoint {method} {what}"})

@@ -16,6 +16,22 @@ CATALOGUE: dict[str, tuple[int, str]] = {
         "Server failed to authenticate the request. Make sure the value of Authorization "
         "header is formed correctly including the signature.",
     ),
+    # Entra ID, roles and shared-key access
+    # (https://learn.microsoft.com/rest/api/storageservices/common-rest-api-error-codes).
+    "InvalidAuthenticationInfo": (
+        401,
+        "Server failed to authenticate the request. Please refer to the information in the "
+        "www-authenticate header.",
+    ),
+    "AuthorizationPermissionMismatch": (
+        403,
+        "This request is not authorized to perform this operation using this permission.",
+    ),
+    "AuthorizationFailure": (403, "This request is not authorized to perform this operation."),
+    "KeyBasedAuthenticationNotPermitted": (
+        403,
+        "Key based authentication is not permitted on this storage account.",
+    ),
     "AccountNotFound": (
         404,
         "The specified storage account does not exist on this emulator. The real service "

@@ -21,6 +21,7 @@ OPERATIONS = frozenset(
     {
         # account level
         "listFilesystems",
+        "userDelegationKey",
         # filesystem / container level
         "createFilesystem",
         "deleteFilesystem",

@@ -44,6 +44,8 @@ def classify(req: Request) -> tuple[str, str]:
             return "dfs", "listFilesystems"
         if comp == "list" and method == "GET":
             return "blob", "listFilesystems"
+        if comp == "userdelegationkey" and method == "POST" and req.query.get("restype") == "service":
+            return "blob", "userDelegationKey"
         return ("dfs" if _is_dfs(req) else "blob"), "unsupported"
 
     if _is_dfs(req):

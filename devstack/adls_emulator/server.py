@@ -2,7 +2,11 @@
 
 Request flow: read the whole request -> control endpoint? -> classify (dfs or
 Blob, logical operation) -> faults (latency, error, dropped connection) ->
-account lookup -> SharedKey check -> operation -> response -> request log.
+account lookup -> authentication and authorization (SharedKey, bearer token
+and roles, or SAS: :mod:`.security`) -> operation -> response -> request log.
+
+The same app can listen twice: plain HTTP (SharedKey and SAS) and HTTPS (also
+bearer tokens, which clients only send over TLS).
 
 Error bodies follow each endpoint's format: dfs answers JSON
 ``{"error":{"code":..,"message":..}}``, Blob answers XML ``<Error>``; both send
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -24,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 from . import blob, control, dfs
-from .auth import verify_shared_key
 from .errors import StorageError, error, for_blob
 from .faults import RequestRecord
 from .protocol import Request, Response, http_date, iso_time_now
 from .routing import classify
+from .security import authorize, user_delegation_key
 
 if TYPE_CHECKING:
     from .emulator import AdlsEmulator
@@ -66,15 +71,29 @@ class EmulatorServer(ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], app: AdlsEmulator) -> None:
+    def __init__(
+        self, address: tuple[str, int], app: AdlsEmulator, context: ssl.SSLContext | None = None
+    ) -> None:
         self.app = app
+        self.context = context
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, Handler)
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        if self.context is not None:
+            # The handshake happens on the first read, in the request's thread, not in the accept loop.
+            connection = self.context.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+        return connection, address
+
+    @property
+    def secure(self) -> bool:
+        return self.context is not None
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients hanging up mid-request are routine (timeouts, dropped faults): stay quiet."""
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, ssl.SSLError)):
             return
         super().handle_error(request, client_address)
 
@@ -252,17 +271,9 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if not req.account:
                 raise error("InvalidUri")
-            key = app.accounts.key(req.account)
-            if key is None:
-                raise error("AccountNotFound")
-            verify_shared_key(
-                method=req.method,
-                header_items=req.header_items,
-                raw_path=req.raw_path,
-                raw_query=req.raw_query,
-                account=req.account,
-                key=key,
-            )
+            caller = authorize(app, req, secure=self.server.secure)
+            if req.operation == "userDelegationKey":
+                return user_delegation_key(app, req, caller)
             if req.api == "dfs":
                 return dfs.handle(app.store, req)
             return blob.handle(app.store, req, self.headers.get("Host") or "127.0.0.1")

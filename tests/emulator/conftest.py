@@ -1,4 +1,5 @@
-"""Fixtures: one ADLS emulator per test module, SDK clients, a fresh filesystem per test."""
+"""Fixtures: one ADLS emulator per test module, SDK clients, a fresh filesystem per test; the keyless
+fixtures (local Entra ID, an HTTPS emulator, a customer account per test) come from `keyless.py`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import pytest
 from azure.storage.filedatalake import DataLakeServiceClient, FileSystemClient
 
 from devstack.adls_emulator import DEFAULT_KEY, AdlsEmulator
+from tests.emulator.keyless import customer, identity, managed_identity, secure_emulator
+
+__all__ = ["customer", "identity", "managed_identity", "secure_emulator"]
 
 
 @pytest.fixture(scope="module")
