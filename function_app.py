@@ -89,6 +89,7 @@ def replay_backlog(message: func.QueueMessage) -> None:
             "export_id": item.export_id,
             "signals": outcome.signals,
             "skipped": outcome.skipped,
+            "folder": outcome.folder,
             "dequeue_count": message.dequeue_count,
         },
     )

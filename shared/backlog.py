@@ -66,18 +66,28 @@ class HeldFile:
     destination_id: str
     path: str  # the live file's path in its filesystem or container
     position: int  # where the live file was held
+    base: str  # the backlog file's name without `@<position>`
 
     @property
     def ledger_key(self) -> str:
         """The live file's name in the ledger (shared.layout.FileTarget.key)."""
         return ledger_key(f"{self.destination_id}/{self.path}")
 
+    @property
+    def prefix(self) -> str:
+        """What the names of every backlog file of this live file start with, whatever the position."""
+        return self.base + HELD_AT
+
+    def at(self, position: int) -> str:
+        """The name of this live file's backlog file for a hold at `position`."""
+        return f"{self.base}{HELD_AT}{position}"
+
 
 def held_file(name: str, project_id: str, export_id: str) -> HeldFile:
     """The live file a backlog blob holds signals for, from the blob's name."""
     partition, destination, rest = name[len(export_prefix(project_id, export_id)) :].split("/", 2)
     path, _, position = rest.rpartition(HELD_AT)
-    return HeldFile(partition, destination, path, int(position))
+    return HeldFile(partition, destination, path, int(position), name.rpartition(HELD_AT)[0])
 
 
 def backlog_lines(lines: Sequence[Line]) -> list[Line]:

@@ -54,7 +54,11 @@ def health_view(
             "bytes": replay["bytesLeft"],
             "oldestAgeSeconds": round(now - record.backlog_oldest) if record.backlog_oldest else None,
         },
-        "replay": replay,
+        "replay": {
+            **replay,
+            "lastFolder": record.replay_folder or None,
+            "lastAt": _iso(record.replayed_at) if record.replayed_at else None,
+        },
         "history": record.history[-10:],
     }
 

@@ -36,11 +36,13 @@ MAX_ID = 63  # a project or export id (shared.api.rules.ID_PATTERN)
 MAX_PARTITION = 4  # an Event Hub partition id: at most 1,024 partitions per hub (Dedicated)
 NAME_SEGMENT = 255  # a signal name's folder: at most this many characters (then prefix and hash)
 _HASH_CHARS = 16  # 64 bits of BLAKE2s of the name
-# Names derived from a destination file's path: the replay file beside it (`_replay-<12 digits>`, and
-# `.tmp` while an ADLS Gen2 replay file is written), and the backlog blob in the service's own
-# storage, `<project>/<export>/<destination id>/<path>` (shared.backlog.BacklogFile).
-REPLAY_SUFFIX = len("_replay-") + 12 + len(".tmp")
-BACKLOG_PREFIX = MAX_ID + 1 + MAX_ID + 1 + 12 + 1
+# Names derived from a destination file's path: a replay file (`_replay-<16 hex digits>`, and `.tmp`
+# while an ADLS Gen2 replay file is written), and the backlog blob in the service's own storage,
+# `<project>/<export>/<partition>/<destination id>/<path>@<position>` (shared.backlog.BacklogFile).
+REPLAY_TAG = 16
+REPLAY_SUFFIX = len("_replay-") + REPLAY_TAG + len(".tmp")
+MAX_POSITION = 16  # digits of a byte position in a file (up to 10^16 bytes: far beyond any file)
+BACKLOG_PREFIX = MAX_ID + 1 + MAX_ID + 1 + MAX_PARTITION + 1 + 12 + 1 + len("@") + MAX_POSITION
 # The ADLS Gen2 layout adds `/yyyy/MM/dd/HH/<export id>_<partition>.jsonl` (4 folders and a file) to
 # the customer's directory, which must leave room for all of the above.
 _ADLS_TAIL = len("/yyyy/MM/dd/HH/") + MAX_ID + 1 + MAX_PARTITION + len(ADLS_SUFFIX)
@@ -123,6 +125,34 @@ def replay_path(path: str, tag: str) -> str:
     """The name of a replay file beside a live file: never the same file as the live writer's."""
     stem, dot, suffix = path.rpartition(".")
     return f"{stem}_replay-{tag}.{suffix}" if dot else f"{path}_replay-{tag}"
+
+
+def replay_file(export: Export, live_path: str, partition: str, at: datetime | None, tag: str) -> str:
+    """Where a replay writes the signals a live file did not get.
+
+    With `at` (the time of the replay, fixed in its work item), in the folder of that time, as the live
+    layout would place a file written then: readers that move forward through the folders find it.
+    Without (`replayPlacement: original`), beside the live file, in its original time bucket."""
+    if at is None:
+        return replay_path(live_path, tag)
+    at = at.astimezone(UTC)
+    destination = export.destination
+    if isinstance(destination, BlobDestination):
+        project, name = live_path.split("/")[:2]  # already folder-safe (blob_segment)
+        path = "/".join(
+            (
+                project,
+                name,
+                f"{at:%Y-%m-%d}",
+                f"{at:%H}",
+                f"{at:%Y%m%d_%H%M}_{export.export_id}_{partition}{BLOB_SUFFIX}",
+            )
+        )
+    else:
+        folder = f"{at:%Y/%m/%d}" if export.granularity is Granularity.DAY else f"{at:%Y/%m/%d/%H}"
+        name = f"{export.export_id}_{partition}{ADLS_SUFFIX}"
+        path = "/".join(part for part in (destination.directory.strip("/"), folder, name) if part)
+    return replay_path(path, tag)
 
 
 def blob_segment(name: str) -> str:

@@ -13,6 +13,14 @@ class Granularity(StrEnum):
     DAY = "day"
 
 
+class ReplayPlacement(StrEnum):
+    """Where replayed signals go: in the folder of the time they are replayed (readers that move
+    forward through the folders find them), or back in their original time bucket."""
+
+    CURRENT = "current"
+    ORIGINAL = "original"
+
+
 class ExportStatus(StrEnum):
     """The service's view of an export's health, as the customer sees it."""
 
@@ -77,6 +85,7 @@ class Export:
     webhook: str | None = None  # notified of state changes
     webhook_secret: Secret | None = None  # signs the notifications
     generation: str = ""  # set when the export is created: tells it from an earlier one of the same id
+    replay_placement: ReplayPlacement = ReplayPlacement.CURRENT
 
     def selects(self, name: str) -> bool:
         """Whether a signal of this name belongs to the export."""

@@ -54,6 +54,9 @@ class HealthRecord:
     backlog_signals: int = 0
     probed_at: float = 0.0
     last_error: str = ""
+    # Written by the replay, not by the health check (merged into the entity: see HealthRecords).
+    replay_folder: str = ""
+    replayed_at: float = 0.0
 
     def to_entity(self) -> dict[str, Any]:
         return {
@@ -93,6 +96,8 @@ class HealthRecord:
             backlog_oldest=float(entity.get("backlog_oldest", 0.0)),
             backlog_signals=int(entity.get("backlog_signals", 0)),
             probed_at=float(entity.get("probed_at", 0.0)),
+            replay_folder=str(entity.get("replay_folder", "")),
+            replayed_at=float(entity.get("replayed_at", 0.0)),
             last_error=str(entity.get("last_error", "")),
         )
 
@@ -114,7 +119,13 @@ class HealthRecords:
         return {(r.project_id, r.export_id): r for r in records}
 
     def save(self, record: HealthRecord) -> None:
-        self._table.upsert_entity(record.to_entity(), mode=UpdateMode.REPLACE)
+        """Merged: the fields the replay writes (`note_replay`) are not the health check's to change."""
+        self._table.upsert_entity(record.to_entity(), mode=UpdateMode.MERGE)
+
+    def note_replay(self, project_id: str, export_id: str, folder: str, at: float) -> None:
+        """Where the last replay wrote, for the health view: the customer knows where to look."""
+        entity = {"PartitionKey": project_id, "RowKey": export_id, "replay_folder": folder, "replayed_at": at}
+        self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
 
     def delete(self, project_id: str, export_id: str) -> None:
         try:

@@ -17,21 +17,28 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.storage.blob import ContainerClient
+from azure.storage.queue import QueueClient
 
-from shared.backlog import HeldFile, held_file, list_backlog, parse_backlog_line
-from shared.delivery import FileState, Line, deliver, encode, lines_after, match_in_order
+from shared.backlog import BacklogBlob, HeldFile, held_file, list_backlog, parse_backlog_line
+from shared.delivery import FileSink, FileState, Line, Record, deliver, encode, lines_after, match_in_order
 from shared.health import hints
-from shared.layout import replay_path
+from shared.layout import REPLAY_TAG, destination_id, replay_file
 from shared.ledger import (
     FileRecord,
     Hold,
+    LedgerTable,
     ReplayTurn,
     from_entity,
     partition_key,
@@ -39,8 +46,9 @@ from shared.ledger import (
     settle,
     turn_for_replay,
 )
-from shared.model import AdlsDestination, Export, ExportStatus
+from shared.model import AdlsDestination, Export, ExportStatus, ReplayPlacement
 from shared.outcomes import WriteFailure, classify
+from shared.sinks import DestinationClients
 
 if TYPE_CHECKING:
     from shared.runtime import Runtime
@@ -48,7 +56,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("signals_export.replay")
 
 REPLAYED = "replayed"  # backlog blob metadata: bytes already replayed
-BACKLOG_END = "backlogend"  # replay file metadata: the backlog offset it ends at
+
+
+class ExportReader(Protocol):
+    """Reads one export (shared.store.ExportStore)."""
+
+    def get(self, project_id: str, export_id: str) -> tuple[Export, str]: ...
+
+
+class ReplayNotes(Protocol):
+    """Keeps where the last replay wrote (shared.monitor.HealthRecords)."""
+
+    def note_replay(self, project_id: str, export_id: str, folder: str, at: float) -> None: ...
 
 
 class ResumeRefused(Exception):
@@ -68,24 +87,45 @@ class ResumeResult:
 
 @dataclass(frozen=True)
 class WorkItem:
-    """One backlog file to replay."""
+    """One live file's held signals to replay (`blob`: one of its backlog files), and the time of the
+    replay, fixed when the item is made: a replay file goes in that time's folder, so an item
+    delivered twice writes the same file."""
 
     project_id: str
     export_id: str
     blob: str
+    at: float = 0.0  # POSIX seconds
 
     def to_message(self) -> str:
         """The message as put on the queue: Base64 of the UTF-8 JSON, which is what the queue trigger
         decodes by default (extensions.queues.messageEncoding `base64` in host.json; the
         "Queue trigger" rows of docs/conformance.md)."""
-        document = {"projectId": self.project_id, "exportId": self.export_id, "blob": self.blob}
+        document = {
+            "projectId": self.project_id,
+            "exportId": self.export_id,
+            "blob": self.blob,
+            "at": self.at,
+        }
         return base64.b64encode(orjson.dumps(document)).decode("ascii")
 
     @classmethod
     def from_message(cls, text: str) -> WorkItem:
         """A work item from the message body as the host hands it to the function (decoded)."""
         raw = orjson.loads(text)
-        return cls(str(raw["projectId"]), str(raw["exportId"]), str(raw["blob"]))
+        return cls(str(raw["projectId"]), str(raw["exportId"]), str(raw["blob"]), float(raw.get("at", 0.0)))
+
+
+def work_items(blobs: Iterable[BacklogBlob], project_id: str, export_id: str, at: float) -> list[WorkItem]:
+    """One item per live file that has held signals (its backlog files are replayed together), oldest
+    first."""
+    seen: set[str] = set()
+    items = []
+    for blob in blobs:
+        file = held_file(blob.name, project_id, export_id)
+        if file.prefix not in seen:
+            seen.add(file.prefix)
+            items.append(WorkItem(project_id, export_id, blob.name, at))
+    return items
 
 
 def resume(runtime: Runtime, export: Export) -> ResumeResult:
@@ -118,10 +158,8 @@ def resume_replay(runtime: Runtime, export: Export) -> int:
     """Enqueue a work item per backlog file, oldest first; clear the export's poison messages, which
     this resume replaces. Returns how many items were enqueued."""
     _clear_poison(runtime, export)
-    items = [
-        WorkItem(export.project_id, export.export_id, blob.name)
-        for blob in list_backlog(runtime.backlog_container, export.project_id, export.export_id)
-    ]
+    blobs = list_backlog(runtime.backlog_container, export.project_id, export.export_id)
+    items = work_items(blobs, export.project_id, export.export_id, runtime.clock())
     for item in items:
         runtime.replay_queue.send_message(item.to_message())
     log.info(
@@ -149,190 +187,273 @@ def _clear_poison(runtime: Runtime, export: Export) -> None:
 class ReplayOutcome:
     """What one work item did."""
 
-    signals: int = 0
-    skipped: int = 0
+    signals: int = 0  # signals written, to replay files or (a catch-up) to the live file
+    skipped: int = 0  # held signals found in the live file: not written again
     files: int = 0
+    folder: str = ""  # where the replay wrote (the last replay file's folder, or the live file's)
     done: bool = True
 
 
 def replay(runtime: Runtime, item: WorkItem) -> ReplayOutcome:
-    """Replay one backlog file. Raises WriteFailure when the destination fails (the queue retries the
-    message, then moves it to the poison queue)."""
-    outcome = ReplayOutcome()
-    try:
-        export, _ = runtime.store.get(item.project_id, item.export_id)
-    except LookupError:
-        return outcome  # the export was deleted: its backlog is left to expire
-    if export.status is not ExportStatus.ACTIVE or not export.enabled:
-        return outcome  # postponed again or switched off: the next resume enqueues it again
-    held = held_file(item.blob, item.project_id, item.export_id)
-    ledger = partition_key(runtime.settings.eventhub_name, held.partition)
-    turn, record = turn_for_replay(runtime.ledger_table, ledger, export.key, held.ledger_key, runtime.clock())
-    if turn is ReplayTurn.WAIT:
-        # A live writer is appending this backlog to the file itself (a catch-up): look again later.
-        outcome.done = False
-        runtime.replay_queue.send_message(item.to_message(), visibility_timeout=60)
-        return outcome
-    if turn is ReplayTurn.CATCH_UP and record is not None:
-        _catch_up(runtime, export, item, held, ledger, record, outcome)
-    blob = runtime.backlog_container.get_blob_client(item.blob)
-    for _ in range(8):
+    """Replay one live file's held signals. Raises WriteFailure when the destination fails (the queue
+    retries the message, then moves it to the poison queue)."""
+    return Replayer(
+        exports=runtime.store,
+        backlog=runtime.backlog_container,
+        ledger_table=runtime.ledger_table,
+        destinations=runtime.destinations,
+        queue=runtime.replay_queue,
+        notes=runtime.health_records,
+        hub=runtime.settings.eventhub_name,
+        clock=runtime.clock,
+    ).replay(item)
+
+
+class Replayer:
+    """Writes held signals into their destination, exactly once (see the module's docstring)."""
+
+    def __init__(
+        self,
+        *,
+        exports: ExportReader,
+        backlog: ContainerClient,
+        ledger_table: LedgerTable,
+        destinations: DestinationClients,
+        queue: QueueClient,
+        notes: ReplayNotes,
+        hub: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._notes = notes
+        self._exports = exports
+        self._backlog = backlog
+        self._ledger_table = ledger_table
+        self._destinations = destinations
+        self._queue = queue
+        self._hub = hub
+        self._clock = clock
+
+    def replay(self, item: WorkItem) -> ReplayOutcome:
+        outcome = ReplayOutcome()
         try:
-            props = blob.get_blob_properties()
-        except ResourceNotFoundError:
-            return outcome  # replayed and removed already
-        size, etag, metadata = int(props.size), str(props.etag), dict(props.metadata or {})
-        start = int(metadata.get(REPLAYED, 0))
-        if start < size:
-            end = _replay_range(runtime, export, item, held, start, size, outcome)
-            metadata[REPLAYED] = str(end)
-            try:
-                blob.set_blob_metadata(metadata, etag=etag, match_condition=MatchConditions.IfNotModified)
-            except ResourceModifiedError:
-                pass  # signals were added meanwhile: the next pass finds the replay file and goes on
-            continue
+            export, _ = self._exports.get(item.project_id, item.export_id)
+        except LookupError:
+            return outcome  # the export was deleted: its backlog is left to expire
+        if export.status is not ExportStatus.ACTIVE or not export.enabled:
+            return outcome  # postponed again or switched off: the next resume enqueues it again
+        file = held_file(item.blob, item.project_id, item.export_id)
+        ledger = partition_key(self._hub, file.partition)
+        now = self._clock()
+        turn, record = turn_for_replay(self._ledger_table, ledger, export.key, file.ledger_key, now)
+        if turn is ReplayTurn.WAIT:
+            # A live writer is appending the backlog to the file itself (a catch-up): look again later.
+            outcome.done = False
+            self._queue.send_message(item.to_message(), visibility_timeout=60)
+            return outcome
         try:
-            blob.delete_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
-        except ResourceModifiedError:
-            continue  # signals were added meanwhile: replay them too
-        except ResourceNotFoundError:
-            pass
-        return outcome
-    outcome.done = False
-    runtime.replay_queue.send_message(item.to_message(), visibility_timeout=30)
-    return outcome
-
-
-def _catch_up(
-    runtime: Runtime,
-    export: Export,
-    item: WorkItem,
-    held: HeldFile,
-    ledger: str,
-    record: FileRecord,
-    outcome: ReplayOutcome,
-) -> None:
-    """Append a held file's backlog to the file itself, at the held position (its time bucket is still
-    current: readers of the live file find the signals there). Claimed in the ledger first; live again
-    after, or held again if the destination fails (the queue retries the item)."""
-    blob = runtime.backlog_container.get_blob_client(item.blob)
-    raw = bytes(blob.download_blob().readall())
-    lines = [parse_backlog_line(row) for row in raw[: raw.rfind(b"\n") + 1].split(b"\n")[:-1]]
-
-    def authority() -> FileState | None:
-        try:
-            entity = runtime.ledger_table.get_entity(ledger, row_key(*export.key))
-        except ResourceNotFoundError:
-            return None
-        found = from_entity(entity).files.get(held.ledger_key)
-        return found.state if found is not None else None
-
-    sink = runtime.destinations.sink(export.destination)
-    try:
-        state = deliver(
-            sink, held.path, lines, record.state, owner=export.owner(held.partition), authority=authority
-        )
-    except Exception as error:
-        settle(
-            runtime.ledger_table,
-            ledger,
-            export.key,
-            held.ledger_key,
-            replace(record, hold=Hold.HELD, since=runtime.clock()),
-        )
-        if isinstance(error, WriteFailure):
+            if turn is ReplayTurn.CATCH_UP and record is not None:
+                self._catch_up(export, file, ledger, record, outcome)
+            for _ in range(8):
+                if self._pass(export, item, file, outcome):
+                    self._note(export, outcome)
+                    return outcome
+        except WriteFailure:
             raise
-        raise classify(error) from None
-    if isinstance(state, FileState):
-        live = FileRecord(state, record.bucket_end, Hold.LIVE, runtime.clock())
-        settle(runtime.ledger_table, ledger, export.key, held.ledger_key, live)
-        outcome.signals += len(lines_after(lines, record.state))
+        except Exception as error:
+            raise classify(error) from None
+        self._note(export, outcome)
+        outcome.done = False
+        self._queue.send_message(item.to_message(), visibility_timeout=30)
+        return outcome
 
+    def _note(self, export: Export, outcome: ReplayOutcome) -> None:
+        if outcome.folder:
+            self._notes.note_replay(export.project_id, export.export_id, outcome.folder, self._clock())
 
-def _replay_range(
-    runtime: Runtime,
-    export: Export,
-    item: WorkItem,
-    held: HeldFile,
-    start: int,
-    end: int,
-    outcome: ReplayOutcome,
-) -> int:
-    """Write backlog bytes [start, end) as one replay file; return the backlog offset it ends at.
+    def _catch_up(
+        self, export: Export, file: HeldFile, ledger: str, record: FileRecord, outcome: ReplayOutcome
+    ) -> None:
+        """Append a held file's backlog to the file itself, at the held position (its time bucket is
+        still current: readers of the live file find the signals there). Claimed in the ledger first
+        (`turn_for_replay`); live again after, or held again if the destination fails."""
+        blob = self._backlog.get_blob_client(file.at(record.state.length))
+        try:
+            raw = bytes(blob.download_blob().readall())
+        except ResourceNotFoundError:
+            raw = b""
+        lines = _lines(raw)
 
-    The signals the live file holds after all (a write that failed may have landed: shared.backlog)
-    are skipped. They are found by reading the live file from the position it was held at and
-    matching the backlog's signals in order against it, from the backlog's start, so that every pass
-    over a growing backlog judges each signal the same way."""
-    raw = bytes(
-        runtime.backlog_container.get_blob_client(item.blob).download_blob(offset=0, length=end).readall()
-    )
-    complete = raw[: raw.rfind(b"\n") + 1]
-    end = len(complete)
-    lines: list[Line] = []
-    offsets: list[int] = []
-    offset = 0
-    for row in complete.split(b"\n")[:-1]:
-        lines.append(parse_backlog_line(row))
-        offsets.append(offset)
-        offset += len(row) + 1
-    live_path, position = held.path, held.position
-    try:
-        landed = _landed(runtime, export, live_path, position, lines)
-        keep = [line for index, line in enumerate(lines) if offsets[index] >= start and index not in landed]
-        outcome.skipped += sum(1 for index in landed if offsets[index] >= start)
+        def authority() -> Record:
+            try:
+                entity = self._ledger_table.get_entity(ledger, row_key(*export.key))
+            except ResourceNotFoundError:
+                return None
+            found = from_entity(entity).files.get(file.ledger_key)
+            return found.state if found is not None else None
+
+        try:
+            state = deliver(
+                self._destinations.sink(export.destination),
+                file.path,
+                lines,
+                record.state,
+                owner=export.owner(file.partition),
+                authority=authority,
+            )
+        except Exception:
+            again = replace(record, hold=Hold.HELD, since=self._clock())
+            settle(self._ledger_table, ledger, export.key, file.ledger_key, again)
+            raise
+        if isinstance(state, FileState):
+            live = FileRecord(state, record.bucket_end, Hold.LIVE, self._clock())
+            settle(self._ledger_table, ledger, export.key, file.ledger_key, live)
+            outcome.signals += len(lines_after(lines, record.state))
+            outcome.folder = file.path.rpartition("/")[0]
+
+    def _pass(self, export: Export, item: WorkItem, file: HeldFile, outcome: ReplayOutcome) -> bool:
+        """Replay what a live file's backlog files hold beyond what was replayed, as one replay file;
+        True when none is left.
+
+        Signals are known by their sequence numbers (each backlog line carries its own): a signal held
+        twice (by two owners of a partition at once, holding the file at different positions) is
+        written once. Signals the live file holds after all (a write that failed may have landed) are
+        found by reading it from each backlog file's position and matching in order, and skipped."""
+        blobs = [
+            (blob, file_at(blob.name, item))
+            for blob in self._backlog.list_blobs(name_starts_with=file.prefix, include=["metadata"])
+        ]
+        if not blobs:
+            return True
+        sink = self._destinations.sink(export.destination)
+        same_destination = file.destination_id == destination_id(export.destination)
+        landed: set[int] = set()
+        done: set[int] = set()  # replayed by an earlier pass, or landed
+        pending: dict[int, bytes] = {}
+        ends: dict[str, int] = {}
+        starts: list[tuple[int, int]] = []
+        for blob, held in blobs:
+            raw = bytes(self._backlog.get_blob_client(blob.name).download_blob().readall())
+            complete = raw[: raw.rfind(b"\n") + 1]
+            start = int((blob.metadata or {}).get(REPLAYED, 0))
+            ends[blob.name] = len(complete)
+            starts.append((held.position, start))
+            lines = _lines(complete)
+            if same_destination:
+                landed |= _landed(sink, held, lines)
+            offset = 0
+            for sequence, data in lines:
+                if offset < start:
+                    done.add(sequence)
+                else:
+                    pending.setdefault(sequence, data)
+                offset += len(sequence_line(sequence, data))
+        keep = [
+            (sequence, pending[sequence]) for sequence in sorted(pending) if sequence not in landed | done
+        ]
+        outcome.skipped += sum(1 for sequence in pending if sequence in landed)
         if keep:
-            path = replay_path(live_path, f"{position:012d}-{start:012d}")
-            written_end = _create_replay_file(runtime, export, path, encode(keep), end)
-            if written_end != end:
-                return written_end  # an earlier delivery wrote this file for a shorter range
-            outcome.files += 1
-            outcome.signals += len(keep)
-    except WriteFailure:
-        raise
-    except Exception as error:
-        raise classify(error) from None
-    return end
+            at = (
+                None
+                if export.replay_placement is ReplayPlacement.ORIGINAL
+                else datetime.fromtimestamp(item.at, UTC)
+            )
+            path = replay_file(export, file.path, file.partition, at, _tag(file, sorted(starts)))
+            covered = self._create(export, path, encode(keep), ends)
+            if covered != ends:
+                ends = covered  # an earlier delivery wrote this file: carry on from where it ended
+            else:
+                outcome.files += 1
+                outcome.signals += len(keep)
+            outcome.folder = path.rpartition("/")[0]
+        finished = True
+        for blob, _ in blobs:
+            end = ends.get(blob.name, 0)
+            client = self._backlog.get_blob_client(blob.name)
+            try:
+                if end < blob.size:
+                    client.set_blob_metadata(
+                        {**(blob.metadata or {}), REPLAYED: str(end)},
+                        etag=blob.etag,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                    finished = False
+                else:
+                    client.delete_blob(etag=blob.etag, match_condition=MatchConditions.IfNotModified)
+            except ResourceModifiedError:
+                finished = False  # signals were added meanwhile: the next pass replays them too
+            except ResourceNotFoundError:
+                pass
+        return finished
+
+    def _create(self, export: Export, path: str, body: bytes, ends: dict[str, int]) -> dict[str, int]:
+        """Create the replay file only if absent; return the backlog offsets the existing file covers."""
+        meta = {COVERS: base64.b64encode(orjson.dumps(ends)).decode("ascii")}
+        destination = export.destination
+        if isinstance(destination, AdlsDestination):
+            filesystem = self._destinations.filesystem(destination)
+            temp = filesystem.get_file_client(f"{path}.tmp")
+            temp.create_file()
+            temp.append_data(body, offset=0, length=len(body), flush=True)
+            temp.set_metadata(meta)
+            try:
+                temp.rename_file(
+                    f"{destination.filesystem}/{path}", match_condition=MatchConditions.IfMissing
+                )
+            except (ResourceExistsError, ResourceModifiedError):
+                temp.delete_file()
+                found = filesystem.get_file_client(path).get_file_properties().metadata or {}
+                return _covers(found, ends)
+            return ends
+        container = self._destinations.container(destination)
+        try:
+            container.upload_blob(path, body, metadata=meta, match_condition=MatchConditions.IfMissing)
+        except ResourceExistsError:
+            return _covers(container.get_blob_client(path).get_blob_properties().metadata or {}, ends)
+        return ends
 
 
-def _landed(runtime: Runtime, export: Export, live_path: str, position: int, lines: list[Line]) -> set[int]:
-    """Indices of the backlog's signals that the held live file holds after `position`, matched in
-    order (shared.delivery.match_in_order): only runs of the file's sequence are ever written there."""
+COVERS = "backlogends"  # replay file metadata: how far into each backlog file it covers (Base64 JSON)
+
+
+def _covers(metadata: Mapping[str, str], default: dict[str, int]) -> dict[str, int]:
+    raw = metadata.get(COVERS)
+    if not raw:
+        return default
+    return {str(name): int(end) for name, end in orjson.loads(base64.b64decode(raw)).items()}
+
+
+def _tag(file: HeldFile, starts: list[tuple[int, int]]) -> str:
+    """A replay file's id: its live file and where in its backlog files it starts. Deterministic, so a
+    work item delivered twice names the same file (created only if absent)."""
+    text = f"{file.prefix}|{starts}"
+    return hashlib.blake2s(text.encode(), digest_size=REPLAY_TAG // 2).hexdigest()
+
+
+def file_at(name: str, item: WorkItem) -> HeldFile:
+    return held_file(name, item.project_id, item.export_id)
+
+
+def _lines(raw: bytes) -> list[Line]:
+    return [parse_backlog_line(row) for row in raw.split(b"\n")[:-1]]
+
+
+def sequence_line(sequence: int, data: bytes) -> bytes:
+    """A backlog line with its newline (shared.backlog.backlog_lines' format)."""
+    return b"%d\t%s\n" % (sequence, data)
+
+
+def _landed(sink: FileSink, held: HeldFile, lines: list[Line]) -> set[int]:
+    """Sequence numbers of held signals that the live file holds after the position it was held at,
+    matched in order (shared.delivery.match_in_order): only runs of the file's sequence are ever
+    written there."""
     if not lines:
         return set()
-    sink = runtime.destinations.sink(export.destination)
-    length = sink.length(live_path) or 0
-    if length <= position:
+    length = sink.length(held.path) or 0
+    if length <= held.position:
         return set()
     budget = sum(len(data) + 1 for _, data in lines)
-    region = sink.read(live_path, position, min(length, position + budget))
-    return {index for index, _ in match_in_order(region, lines)}
-
-
-def _create_replay_file(runtime: Runtime, export: Export, path: str, body: bytes, backlog_end: int) -> int:
-    """Create the replay file only if absent; return the backlog offset the existing file ends at."""
-    meta = {BACKLOG_END: str(backlog_end)}
-    destination = export.destination
-    if isinstance(destination, AdlsDestination):
-        filesystem = runtime.destinations.filesystem(destination)
-        temp = filesystem.get_file_client(f"{path}.tmp")
-        temp.create_file()
-        temp.append_data(body, offset=0, length=len(body), flush=True)
-        temp.set_metadata(meta)
-        try:
-            temp.rename_file(f"{destination.filesystem}/{path}", match_condition=MatchConditions.IfMissing)
-        except (ResourceExistsError, ResourceModifiedError):
-            temp.delete_file()
-            found = filesystem.get_file_client(path).get_file_properties().metadata or {}
-            return int(found.get(BACKLOG_END, backlog_end))
-        return backlog_end
-    container = runtime.destinations.container(destination)
-    try:
-        container.upload_blob(path, body, metadata=meta, match_condition=MatchConditions.IfMissing)
-    except ResourceExistsError:
-        metadata = container.get_blob_client(path).get_blob_properties().metadata or {}
-        return int(metadata.get(BACKLOG_END, backlog_end))
-    return backlog_end
+    region = sink.read(held.path, held.position, min(length, held.position + budget))
+    return {lines[index][0] for index, _ in match_in_order(region, lines)}
 
 
 def progress(runtime: Runtime, export: Export) -> dict[str, Any]:

@@ -19,7 +19,15 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.model import AdlsDestination, BlobDestination, Destination, Export, ExportStatus, Granularity
+from shared.model import (
+    AdlsDestination,
+    BlobDestination,
+    Destination,
+    Export,
+    ExportStatus,
+    Granularity,
+    ReplayPlacement,
+)
 from shared.secrets import KeyBox
 
 log = logging.getLogger("signals_export.store")
@@ -142,6 +150,7 @@ class ExportStore:
                 self._keys.seal(export.webhook_secret, context + "/webhook") if export.webhook_secret else ""
             ),
             "generation": export.generation,
+            "replay_placement": export.replay_placement.value,
         }
         if isinstance(destination, AdlsDestination):
             entity["filesystem"] = destination.filesystem
@@ -177,6 +186,7 @@ class ExportStore:
                 else None
             ),
             generation=str(entity.get("generation", "")),
+            replay_placement=ReplayPlacement(entity.get("replay_placement") or ReplayPlacement.CURRENT),
         )
 
 

@@ -114,9 +114,16 @@ class Traffic:
     producer: Producer = field(default_factory=lambda: Producer(datetime.now(UTC) - timedelta(minutes=5)))
     sent: list[Sent] = field(default_factory=list)
 
-    def send(self, count: int, *, names: Sequence[str] = ("click", "view")) -> list[Sent]:
+    def send(
+        self,
+        count: int,
+        *,
+        names: Sequence[str] = ("click", "view"),
+        after: timedelta = timedelta(milliseconds=10),
+    ) -> list[Sent]:
+        """Send `count` signals, `after` apart in enqueued time, through the registered function."""
         batch = [
-            self.producer.send(*signal(self.project, names[i % len(names)], len(self.sent) + i))
+            self.producer.send(*signal(self.project, names[i % len(names)], len(self.sent) + i), after=after)
             for i in range(count)
         ]
         registered("export_signals")(trigger_batch(self.partition, batch))

@@ -1,8 +1,9 @@
-"""Resume and replay: the backlog written into its time buckets exactly once, whatever goes wrong."""
+"""Resume and replay: the backlog written exactly once where readers find it, whatever goes wrong."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -58,11 +59,14 @@ def postponed(
     return {"export": export, "fs": fs}
 
 
-def test_resume_replays_the_backlog_into_the_original_time_buckets_exactly_once(
+def test_resume_writes_the_backlog_once_where_a_reader_moving_forward_finds_it(
     service: Runtime, customer: Customer, traffic: Traffic, postponed: dict[str, Any], azurite: Azurite
 ) -> None:
-    """After resume, every backlogged signal is written once, beside the live file of its hour."""
+    """After resume, every backlogged signal is written once: into its live file while its hour is
+    still current (caught up at the position the file was held at), else into a replay file in the
+    folder of the hour of the replay."""
     export = postponed["export"]
+    resumed_at = datetime.fromtimestamp(service.clock(), UTC)
     result = resume(service, export)
     assert result.work_items >= 1
     runner(service).drain()
@@ -70,12 +74,15 @@ def test_resume_replays_the_backlog_into_the_original_time_buckets_exactly_once(
     assert all_lines(files) == traffic.lines()
     for event in traffic.sent[10:]:
         t = event.enqueued
-        replay_files = [p for p, lines in files.items() if event.body in lines]
-        assert len(replay_files) == 1
-        assert replay_files[0].startswith(f"signals/{t:%Y/%m/%d/%H}/lake_0_replay-"), replay_files[0]
+        (path,) = [p for p, lines in files.items() if event.body in lines]
+        if f"{t:%Y%m%d%H}" == f"{resumed_at:%Y%m%d%H}":
+            assert path == f"signals/{t:%Y/%m/%d/%H}/lake_0.jsonl", path
+        else:
+            assert path.startswith(f"signals/{resumed_at:%Y/%m/%d/%H}/lake_0_replay-"), path
     view = health_view(service, export.project_id, export.export_id)
     assert view["status"] == "active" and view["backlog"]["files"] == 0
-    assert view["replay"] == {"itemsLeft": 0, "bytesLeft": 0, "poisonedItems": 0}
+    progress = {key: view["replay"][key] for key in ("itemsLeft", "bytesLeft", "poisonedItems")}
+    assert progress == {"itemsLeft": 0, "bytesLeft": 0, "poisonedItems": 0}
     assert backlog_count(azurite, export) == 0
 
 
@@ -112,14 +119,14 @@ def test_a_crash_after_the_replay_write_before_the_backlog_removal_duplicates_no
 ) -> None:
     """The replay file is written, then the instance dies; the message comes back and finishes the job."""
     resume(service, postponed["export"])
-    write = replay_module._create_replay_file
+    write = replay_module.Replayer._create
 
-    def write_then_die(*args: Any, **kwargs: Any) -> int:
+    def write_then_die(*args: Any, **kwargs: Any) -> Any:
         write(*args, **kwargs)
         raise ConnectionResetError("instance died")
 
     with monkeypatch.context() as patch:
-        patch.setattr(replay_module, "_create_replay_file", write_then_die)
+        patch.setattr(replay_module.Replayer, "_create", write_then_die)
         runner(service, max_dequeue_count=100).run_once()
     runner(service).drain()
     assert all_lines(customer.lake_files(postponed["fs"])) == traffic.lines()
@@ -197,7 +204,8 @@ def test_blob_exports_replay_into_their_minute_folders(
     traffic: Traffic,
     azurite: Azurite,
 ) -> None:
-    """Blob destination: container deleted, recreated by resume, backlog replayed in the AI layout."""
+    """Blob destination: container deleted, recreated by resume, backlog replayed in the AI layout, in
+    the folders of the minute of the replay."""
     container = f"rb{traffic.project[-8:]}"
     export = create_export(traffic.project, "ai", customer.blob(container))
     traffic.send(6)
@@ -210,14 +218,16 @@ def test_blob_exports_replay_into_their_minute_folders(
     traffic.send(9)
     run_health_check()
     assert service.store.get(export.project_id, export.export_id)[0].status is ExportStatus.POSTPONED
+    resumed = service.clock() + 120  # minutes later: the minutes' blobs are done
+    service.clock = lambda: resumed
     resume(service, export)
     runner(service).drain()
     blobs = customer.blobs(container)
     assert all_lines(blobs) == traffic.lines(traffic.sent[6:])  # the deleted container took the first 6
+    t = datetime.fromtimestamp(resumed, UTC)
     for event in traffic.sent[6:]:
         (path,) = [p for p, lines in blobs.items() if event.body in lines]
         name = event.body.split(b'"name":"')[1].split(b'"')[0].decode()
-        t = event.enqueued
         assert path.startswith(f"{traffic.project}/{name}/{t:%Y-%m-%d}/{t:%H}/{t:%Y%m%d_%H%M}_ai_0_replay-")
 
 

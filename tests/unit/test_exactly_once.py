@@ -19,7 +19,7 @@ position, matched in order: shared.replay's judgement).
 from __future__ import annotations
 
 import os
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -241,18 +241,24 @@ class ExactlyOnce(RuleBasedStateMachine):
     # -- what must hold ------------------------------------------------------------------------------
 
     def landed(self) -> dict[str, list[bytes]]:
-        """Each live file's lines, plus the backlog signals the replay would write for it."""
+        """Each live file's lines, plus the held signals the replay would write for it: those of all
+        its backlog files, once per sequence number, but for those any of them finds in the file from
+        its position, matched in order (shared.replay.Replayer._pass)."""
         result = {path: self.files.lines(path) for path in self.files.files}
+        held: dict[str, dict[int, bytes]] = defaultdict(dict)
+        landed: dict[str, set[int]] = defaultdict(set)
         for name, data in self.backlog.files.items():
-            rest = name.split("/", 4)[4]
-            live, _, position = rest.rpartition(HELD_AT)
+            live, _, position = name.split("/", 4)[4].rpartition(HELD_AT)
             lines = [parse_backlog_line(row) for row in bytes(data).split(b"\n")[:-1]]
-            held = bytes(self.files.files.get(live, b""))[int(position) :]
-            found = {index for index, _ in match_in_order(held, lines)}
-            result.setdefault(live, [])
-            result[live] = result[live] + [
-                line for index, (_, line) in enumerate(lines) if index not in found
+            region = bytes(self.files.files.get(live, b""))[int(position) :]
+            landed[live] |= {lines[index][0] for index, _ in match_in_order(region, lines)}
+            for sequence, line in lines:
+                held[live].setdefault(sequence, line)
+        for live, lines_by_sequence in held.items():
+            kept = [
+                line for sequence, line in sorted(lines_by_sequence.items()) if sequence not in landed[live]
             ]
+            result[live] = result.get(live, []) + kept
         return result
 
     @invariant()
