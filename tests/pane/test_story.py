@@ -56,7 +56,9 @@ def test_a_customer_creates_watches_fixes_and_resumes_an_export(
     page.get_by_role("button", name="Refresh").click()
     expect(health.locator(".badge")).to_have_text("Postponed")
     expect(health).to_contain_text("The storage account refused the key")
-    expect(health.get_by_role("list")).to_contain_text("if it was regenerated, edit the export's destination with the current key")
+    expect(health.get_by_role("list")).to_contain_text(
+        "if it was regenerated, edit the export's destination with the current key"
+    )
     backlog = page.locator("#backlog-section")
     expect(backlog).not_to_contain_text("Empty")
     shoot(page, "4-postponed")
@@ -78,3 +80,6 @@ def test_a_customer_creates_watches_fixes_and_resumes_an_export(
     expect(backlog.locator("dd").first).to_have_text("Empty", timeout=60_000)
     expect(resume).to_be_hidden()
     shoot(page, "6-drained")
+    # The access token lived in the page's memory only: not in the address, nor in the browser's storage.
+    assert page.evaluate("localStorage.length + sessionStorage.length") == 0
+    assert "eyJ" not in page.url

@@ -117,7 +117,7 @@ export async function signInDevelopment(project, role) {
 export async function signInMicrosoft(entra) {
   await loadVendorScript("msal-browser.min.js");
   const msal = globalThis.msal;
-  const app = await msal.PublicClientApplication.createPublicClientApplication({
+  const app = await msal.createStandardPublicClientApplication({
     auth: {
       clientId: entra.clientId,
       authority: entra.authority,
