@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -46,7 +47,7 @@ CHROMIUM_FLAGS = [
 ]
 SCREENSHOTS = os.environ.get("PANE_SCREENSHOTS", "")  # a folder: keep the screenshots (docs/pane)
 PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
+DESKTOP = {"width": 1100, "height": 800}
 
 expect.set_options(timeout=30_000)
 
@@ -147,6 +148,10 @@ def shoot(tmp_path: Path) -> Callable[[Page, str], Path]:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
+        if SCREENSHOTS:  # kept in the repository: a small palette keeps them small
+            with Image.open(path) as shot:
+                small = shot.convert("RGB").quantize(colors=48, method=Image.Quantize.MEDIANCUT)
+            small.save(path, optimize=True)
         return path
 
     return take
