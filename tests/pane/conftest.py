@@ -67,13 +67,15 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHost]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
+    """Module-scoped: Playwright's synchronous API holds the thread's event loop while it runs, so it
+    must be stopped before other modules' tests (asyncio.run in tests/api) run in the same worker."""
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     """Debian's Chromium (scripts/test installs it); Playwright's own browser download is not used."""
     assert CHROMIUM.exists(), (

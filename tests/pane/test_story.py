@@ -74,7 +74,9 @@ def test_a_customer_creates_watches_fixes_and_resumes_an_export(
     resume.get_by_label("Current storage account key").fill(host.keys[LAKE_ACCOUNT])
     shoot(page, "5-resume")
     resume.get_by_role("button", name="Resume").click()
-    expect(page.get_by_text("Resumed: the backlog is being written to the destination.")).to_be_visible()
+    resumed = "Resumed: the backlog is being written to the destination."
+    expect(page.locator("#main").get_by_text(resumed)).to_be_visible()
+    expect(page.get_by_role("status")).to_have_text(resumed)  # said to screen readers too
     expect(health.locator(".badge")).to_have_text(re.compile(r"^Active"))
     # The page refreshes by itself while the backlog drains: nothing is clicked from here on.
     expect(backlog.locator("dd").first).to_have_text("Empty", timeout=60_000)
