@@ -51,6 +51,18 @@ DESKTOP = {"width": 1100, "height": 800}
 
 expect.set_options(timeout=30_000)
 
+# Records each text the pane's live region announces (window.said), as a screen reader would hear it.
+LISTEN_TO_LIVE_REGION = """
+window.said = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const region = document.getElementById("announcer");
+  if (!region) return;
+  new MutationObserver(() => {
+    if (region.textContent) window.said.push(region.textContent);
+  }).observe(region, { childList: true, characterData: true, subtree: true });
+});
+"""
+
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHost]:
@@ -116,6 +128,7 @@ def context_for(browser: Browser, origin: str, watch: Watch, **options: Any) -> 
             route.abort()
 
     context.route("**/*", guard)
+    context.add_init_script(LISTEN_TO_LIVE_REGION)
 
     def on_console(message: ConsoleMessage) -> None:
         # Chrome logs each 4xx answer as an error; the API's refusals are expected in these tests.

@@ -17,6 +17,11 @@ from tests.pane.conftest import run_health_check, send_signals, sign_in
 pytestmark = pytest.mark.integration
 
 
+def told(page: Page, words: str) -> None:
+    """Wait until the live region has told screen readers these words (recorded by the conftest)."""
+    page.wait_for_function("words => window.said.some(text => text.includes(words))", arg=words)
+
+
 def test_a_customer_creates_watches_fixes_and_resumes_an_export(
     page: Page, host: LocalHost, project: str, shoot: Callable[[Page, str], Path]
 ) -> None:
@@ -76,11 +81,12 @@ def test_a_customer_creates_watches_fixes_and_resumes_an_export(
     resume.get_by_role("button", name="Resume").click()
     resumed = "Resumed: the backlog is being written to the destination."
     expect(page.locator("#main").get_by_text(resumed)).to_be_visible()
-    expect(page.get_by_role("status")).to_have_text(resumed)  # said to screen readers too
+    told(page, resumed)
     expect(health.locator(".badge")).to_have_text(re.compile(r"^Active"))
     # The page refreshes by itself while the backlog drains: nothing is clicked from here on.
     expect(backlog.locator("dd").first).to_have_text("Empty", timeout=60_000)
     expect(resume).to_be_hidden()
+    told(page, "The backlog is replayed: nothing is waiting.")
     shoot(page, "6-drained")
     # The access token lived in the page's memory only: not in the address, nor in the browser's storage.
     assert page.evaluate("localStorage.length + sessionStorage.length") == 0

@@ -16,13 +16,17 @@ let config = { entra: null };
 let leaving = () => {};
 let rendering = 0;
 
-/** Say something to screen readers without moving focus (the page's polite live region). */
+/** Say something to screen readers without moving focus (the page's polite live region). What is
+ * said within a moment is said together, so a notice and the state change that follows both reach. */
+let pending = [];
 export function announce(text) {
+  pending.push(text);
+  if (pending.length > 1) return;
   announcer.textContent = "";
-  // A new text node after a tick is announced even when the words are the same as last time.
   setTimeout(() => {
-    announcer.textContent = text;
-  }, 50);
+    announcer.textContent = pending.join(" ");
+    pending = [];
+  }, 150);
 }
 
 /** What each view gets: where to draw, how to go elsewhere, and a timer that stops when it is left. */

@@ -4,7 +4,10 @@
 // A field: name (the API property path, or a form-only name when `send` is false), label, type (text,
 // url, password, radio, select, textarea), group, and optionally options, help (text or a function
 // of the form's values), when (shown only if it returns true), only ("create": not editable later),
-// required, autocomplete.
+// read (its value from an export the API answered; by default the property at `name`), initial (its
+// value in a new export's form), trim (false: sent as typed), required, autocomplete. A new option of the API, say a replay
+// placement, is one entry: {name: "replayPlacement", group: "options", label: "...", type: "radio",
+// options: [...], initial: "..."}.
 //
 // Authentication methods: one entry of AUTH_METHODS per method the API offers, naming the fields that
 // method needs (each field's `when` tests `values.auth`). Only `sharedKey` today; a SAS token or
@@ -31,6 +34,7 @@ export const FIELDS = [
   {
     name: "exportId",
     group: "export",
+    read: (item) => item.id,
     label: "Name",
     type: "text",
     only: "create",
@@ -38,7 +42,14 @@ export const FIELDS = [
     autocomplete: "off",
     help: "1 to 63 letters, digits, '-', '_' or '.', starting with a letter or digit. It is part of every file's name.",
   },
-  { name: "destination.type", group: "destination", label: "Destination kind", type: "radio", options: DESTINATION_KINDS },
+  {
+    name: "destination.type",
+    group: "destination",
+    label: "Destination kind",
+    type: "radio",
+    options: DESTINATION_KINDS,
+    initial: "adls",
+  },
   {
     name: "destination.uri",
     group: "destination",
@@ -51,7 +62,16 @@ export const FIELDS = [
         ? "The Data Lake Storage endpoint, from the Properties pane of the storage account: https://<account>.dfs.core.windows.net/"
         : "The Blob service endpoint, from the Endpoints pane of the storage account: https://<account>.blob.core.windows.net/",
   },
-  { name: "auth", group: "destination", label: "Authentication", type: "select", options: AUTH_METHODS, send: false },
+  {
+    name: "auth",
+    group: "destination",
+    label: "Authentication",
+    type: "select",
+    options: AUTH_METHODS,
+    send: false,
+    initial: AUTH_METHODS[0].value,
+    read: (item) => methodOf(item.destination),
+  },
   {
     name: "destination.sharedKey",
     group: "destination",
@@ -92,6 +112,8 @@ export const FIELDS = [
       { value: "hour", label: "A file per hour" },
       { value: "day", label: "A file per day" },
     ],
+    initial: "hour",
+    read: (item) => item.granularity || "hour",
   },
   {
     name: "signalsMode",
@@ -103,6 +125,8 @@ export const FIELDS = [
       { value: "all", label: "All signals" },
       { value: "list", label: "Only signals with these names" },
     ],
+    initial: "all",
+    read: (item) => (Array.isArray(item.signals) ? "list" : "all"),
   },
   {
     name: "signals",
@@ -111,6 +135,7 @@ export const FIELDS = [
     type: "textarea",
     when: (v) => v.signalsMode === "list",
     help: "One name per line, as in each signal's name field.",
+    read: (item) => (Array.isArray(item.signals) ? item.signals.join("\n") : ""),
   },
   {
     name: "notify.webhook",
@@ -127,11 +152,15 @@ export const FIELDS = [
     type: "password",
     autocomplete: "off",
     when: (v) => Boolean(v["notify.webhook"]),
+    trim: false, // a secret is sent as typed
     help: "Signs each notification (HMAC-SHA256). Leave empty to keep the current one.",
   },
 ];
 
-export const DEFAULTS = { "destination.type": "adls", auth: "sharedKey", granularity: "hour", signalsMode: "all" };
+/** A new export's form values: each field's `initial`, else empty. */
+export function initialValues() {
+  return Object.fromEntries(FIELDS.map((field) => [field.name, field.initial ?? ""]));
+}
 
 export function visible(field, values) {
   return !field.when || field.when(values);
@@ -163,7 +192,7 @@ export function definitionOf(values) {
     if (field.send === false || field.only === "create" || !visible(field, values)) continue;
     const value = values[field.name];
     if (field.name === "signals") put(document, "signals", namesOf(value));
-    else if (typeof value === "string" && value.trim() !== "") put(document, field.name, field.type === "password" ? value : value.trim());
+    else if (typeof value === "string" && value.trim() !== "") put(document, field.name, field.trim === false ? value : value.trim());
   }
   if (values.signalsMode !== "list") document.signals = "all";
   if (document.notify && !document.notify.webhook) delete document.notify;
@@ -175,24 +204,16 @@ export function methodOf(destination) {
   return destination && destination.hasSharedKey ? "sharedKey" : AUTH_METHODS[0].value;
 }
 
-/** The form's values for an export the API answered (secrets are never answered: left empty). */
+/** The form's values for an export the API answered: each field's `read`, else the property at its
+ * name. Secrets (keys, webhook secrets) are never answered, so their fields start empty. */
 export function valuesOf(item) {
-  const destination = item.destination || {};
-  const signals = Array.isArray(item.signals) ? item.signals : null;
-  return {
-    exportId: item.id,
-    "destination.type": destination.type,
-    "destination.uri": destination.uri || "",
-    auth: methodOf(destination),
-    "destination.sharedKey": "",
-    "destination.path": destination.path || "",
-    "destination.container": destination.container || "",
-    granularity: item.granularity || "hour",
-    signalsMode: signals ? "list" : "all",
-    signals: signals ? signals.join("\n") : "",
-    "notify.webhook": item.notify ? item.notify.webhook : "",
-    "notify.secret": "",
-  };
+  const at = (path) => path.split(".").reduce((node, part) => (node == null ? undefined : node[part]), item);
+  return Object.fromEntries(
+    FIELDS.map((field) => {
+      const value = field.read ? field.read(item) : field.type === "password" ? "" : at(field.name);
+      return [field.name, value ?? ""];
+    }),
+  );
 }
 
 /** The field an API error belongs to: the one its target names (`signals[3]` is `signals`), else

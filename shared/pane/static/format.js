@@ -34,8 +34,13 @@ export function stateOf(item, health) {
   }
   if (health && health.backlog && health.backlog.files > 0) {
     // Signals wait in the backlog of an active export either because its latest writes failed (the
-    // health check has not postponed it yet) or because it was resumed and the backlog is replayed.
-    if (health.lastFailureAt && (!health.lastSuccessAt || health.lastFailureAt > health.lastSuccessAt)) {
+    // health check has not postponed it yet) or because it was resumed since, and the backlog replays.
+    const failed = Date.parse(health.lastFailureAt || "") || 0;
+    const resumed = Math.max(
+      0,
+      ...(health.history || []).filter((change) => change.to === "active").map((change) => Date.parse(change.at) || 0),
+    );
+    if (failed > Math.max(Date.parse(health.lastSuccessAt || "") || 0, resumed)) {
       return {
         key: "failing",
         label: "Active, writes failing",

@@ -6,7 +6,7 @@
 import { api } from "../api.js";
 import { session } from "../auth.js";
 import { fill, h, route, uid } from "../dom.js";
-import { DEFAULTS, definitionOf, FIELDS, GROUPS, helpOf, placeOf, valuesOf, visible } from "../fields.js";
+import { definitionOf, FIELDS, GROUPS, helpOf, initialValues, placeOf, valuesOf, visible } from "../fields.js";
 
 export async function formPage(ctx, project, exportId) {
   const mode = exportId ? "edit" : "create";
@@ -21,7 +21,7 @@ export async function formPage(ctx, project, exportId) {
   }
 
   let etag = null;
-  let values = { ...DEFAULTS };
+  let values = initialValues();
   if (mode === "edit") {
     try {
       const read = await api.get(project, exportId);
