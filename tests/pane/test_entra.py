@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Request, Route, expect
+from playwright.sync_api import Browser, Page, Request, Route, expect
 
 from devstack.host import LocalHost, free_port
 from devstack.tokens import TokenIssuer
@@ -76,8 +76,11 @@ class StandIn:
 
     tokens: TokenIssuer
     project: str
+    lifetime: int = 3600  # expires_in of the access tokens
+    renew: bool = True  # whether a refresh token is redeemed (else: invalid_grant, as when it expired)
     authorize: dict[str, str] = field(default_factory=dict)
     redeem: dict[str, str] = field(default_factory=dict)
+    refreshed: int = 0
 
     def metadata(self) -> dict[str, Any]:
         base = f"{LOGIN}/{TENANT}"
@@ -139,19 +142,33 @@ class StandIn:
                 headers=cors,
             )
         elif url.path.endswith("/oauth2/v2.0/authorize"):
-            self.authorize = {k: v[0] for k, v in parse_qs(url.query).items()}
-            client_info = b64url(json.dumps({"uid": USER_OID, "utid": TENANT}).encode())
-            answer = f"code=the-code&client_info={client_info}&state={self.authorize['state']}"
-            route.fulfill(status=302, headers={"Location": f"{self.authorize['redirect_uri']}#{answer}"})
+            asked = {k: v[0] for k, v in parse_qs(url.query).items()}
+            if asked.get("prompt") == "none" and not self.renew:  # MSAL's silent try in a hidden frame
+                answer = f"error=login_required&error_description=AADSTS50058&state={asked['state']}"
+            else:
+                self.authorize = asked
+                client_info = b64url(json.dumps({"uid": USER_OID, "utid": TENANT}).encode())
+                answer = f"code=the-code&client_info={client_info}&state={asked['state']}"
+            route.fulfill(status=302, headers={"Location": f"{asked['redirect_uri']}#{answer}"})
         elif url.path.endswith("/oauth2/v2.0/token"):
-            self.redeem = {k: v[0] for k, v in parse_qs(request.post_data or "").items()}
-            access = self.tokens.mint([f"Exports.Write.{self.project}"], subject="ada")
+            form = {k: v[0] for k, v in parse_qs(request.post_data or "").items()}
+            if form.get("grant_type") == "refresh_token":
+                self.refreshed += 1
+                if not self.renew:
+                    refused = {"error": "invalid_grant", "error_description": "AADSTS700082: expired"}
+                    route.fulfill(status=400, json=refused, headers=cors)
+                    return
+            else:
+                self.redeem = form
+            access = self.tokens.mint(
+                [f"Exports.Write.{self.project}"], subject="ada", lifetime=self.lifetime
+            )
             route.fulfill(
                 json={
                     "token_type": "Bearer",
                     "scope": f"{CLIENT}/.default",
-                    "expires_in": 3600,
-                    "ext_expires_in": 3600,
+                    "expires_in": self.lifetime,
+                    "ext_expires_in": self.lifetime,
                     "access_token": access,
                     "refresh_token": "the-refresh-token",
                     "id_token": self.id_token(self.authorize["nonce"]),
@@ -163,14 +180,8 @@ class StandIn:
             route.fulfill(status=404, headers=cors, body="")
 
 
-def test_signing_in_with_microsoft_runs_the_msal_popup_flow_and_the_api_takes_its_token(
-    browser: Browser, entra_app: EntraApp, watch: Watch
-) -> None:
-    """The pane asks the API's tenant for the API's scope as the API's client, with PKCE, lands on the
-    redirect bridge, redeems the code, and lists the project's exports with the token; no token is
-    kept in the browser's storage, and no request leaves the machine."""
-    project = "entra-project"
-    stand_in = StandIn(entra_app.tokens, project)
+def signed_in_with_microsoft(browser: Browser, entra_app: EntraApp, watch: Watch, stand_in: StandIn) -> Page:
+    """The pane signed in through the popup; the login host answered by the stand-in."""
     context = context_for(browser, entra_app.url, watch)
     context.route(f"{LOGIN}/**", stand_in.handle)  # after the guard: it answers the login host first
     page = context.new_page()
@@ -179,7 +190,18 @@ def test_signing_in_with_microsoft_runs_the_msal_popup_flow_and_the_api_takes_it
     with page.expect_popup() as popup:
         page.get_by_role("button", name="Sign in with Microsoft").click()
     popup.value.wait_for_event("close")
+    return page
 
+
+def test_signing_in_with_microsoft_runs_the_msal_popup_flow_and_the_api_takes_its_token(
+    browser: Browser, entra_app: EntraApp, watch: Watch
+) -> None:
+    """The pane asks the API's tenant for the API's scope as the API's client, with PKCE, lands on the
+    redirect bridge, redeems the code, and lists the project's exports with the token; no token is
+    kept in the browser's storage, and no request leaves the machine."""
+    project = "entra-project"
+    stand_in = StandIn(entra_app.tokens, project)
+    page = signed_in_with_microsoft(browser, entra_app, watch, stand_in)
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Exports of {project}")
     expect(page.get_by_text("This project has no exports yet.")).to_be_visible()
     expect(page.locator("#who")).to_contain_text("Ada Customer")
@@ -190,7 +212,27 @@ def test_signing_in_with_microsoft_runs_the_msal_popup_flow_and_the_api_takes_it
     assert f"{CLIENT}/.default" in asked["scope"].split()
     assert asked["code_challenge_method"] == "S256" and asked["response_mode"] == "fragment"
     assert stand_in.redeem["code"] == "the-code" and stand_in.redeem["code_verifier"]
+    assert stand_in.refreshed == 0
     assert page.evaluate("localStorage.length + sessionStorage.length") == 0  # MSAL's cache: memory
     assert "the-code" not in page.url
-    context.close()
+    page.context.close()
+    watch.assert_clean()
+
+
+def test_a_token_about_to_expire_is_renewed_silently_and_an_ended_sign_in_says_so(
+    browser: Browser, entra_app: EntraApp, watch: Watch
+) -> None:
+    """A token close to its end is renewed with MSAL's refresh token before the API is called; when
+    the tenant refuses to renew it, the pane signs out and says why in plain words."""
+    project = "entra-renewal"
+    stand_in = StandIn(entra_app.tokens, project, lifetime=60)
+    page = signed_in_with_microsoft(browser, entra_app, watch, stand_in)
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Exports of {project}")
+    assert stand_in.refreshed >= 1
+
+    stand_in.renew = False
+    page.get_by_role("button", name="Refresh").click()
+    expect(page.get_by_role("heading", name="Sign in", level=1)).to_be_visible()
+    expect(page.get_by_text("Your sign-in has ended. Sign in again to go on.")).to_be_visible()
+    page.context.close()
     watch.assert_clean()

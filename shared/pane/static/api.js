@@ -43,7 +43,12 @@ function errorFrom(status, body) {
 }
 
 async function call(method, path, { body, headers = {}, mediaType = "application/json" } = {}) {
-  const token = await session.token();
+  let token;
+  try {
+    token = await session.token();
+  } catch (error) {
+    throw new ApiError(401, "SignInEnded", error.message);
+  }
   const sent = { Accept: "application/json", ...headers };
   if (token) sent.Authorization = `Bearer ${token}`;
   if (body !== undefined) sent["Content-Type"] = mediaType;

@@ -6,6 +6,7 @@
 import { loadVendorScript } from "./trusted.js";
 
 const RENEW_BEFORE_SECONDS = 120;
+const SIGN_IN_ENDED = "Your sign-in has ended. Sign in again to go on.";
 const DEV_SIGNIN = "/_local/signin";
 let current = null; // {kind, token, expiresOn, claims, label, renew}
 const signOutListeners = new Set();
@@ -63,9 +64,15 @@ export const session = {
   async token() {
     if (!current) return null;
     if (current.expiresOn - Date.now() / 1000 < RENEW_BEFORE_SECONDS) {
-      const renewed = await current.renew();
-      const claims = claimsOf(renewed.token);
-      current = { ...current, ...renewed, claims };
+      let renewed;
+      try {
+        renewed = await current.renew();
+      } catch {
+        // The sign-in cannot be renewed without the person (it ended, or needs their consent again).
+        session.signOut(SIGN_IN_ENDED);
+        throw new Error(SIGN_IN_ENDED);
+      }
+      current = { ...current, ...renewed, claims: claimsOf(renewed.token) };
     }
     return current.token;
   },
