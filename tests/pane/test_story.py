@@ -66,7 +66,6 @@ def test_a_customer_creates_watches_fixes_and_resumes_an_export(
     )
     backlog = page.locator("#backlog-section")
     expect(backlog).not_to_contain_text("Empty")
-    shoot(page, "4-postponed")
 
     page.get_by_role("link", name=project).click()
     row = page.locator("tr", has=page.get_by_role("link", name="lake"))

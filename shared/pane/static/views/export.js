@@ -118,10 +118,11 @@ export async function exportPage(ctx, project, exportId) {
         ? [h("h3", {}, "What to check"), h("ul", { class: "hints" }, health.hints.map((hint) => h("li", {}, hint)))]
         : null,
       definitionList([
-        health.lastErrorCode ? ["Last error from the storage account", health.lastErrorCode] : null,
         health.successRate == null ? null : ["Writes that succeeded recently", `${Math.round(health.successRate * 100)}%`],
         ["Last successful write", when(health.lastSuccessAt)],
-        health.lastFailureAt ? ["Last failed write", when(health.lastFailureAt)] : null,
+        health.lastFailureAt
+          ? ["Last failed write", `${when(health.lastFailureAt)}${health.lastErrorCode ? ` (the storage account answered ${health.lastErrorCode})` : ""}`]
+          : null,
       ]),
     );
   }
@@ -134,7 +135,9 @@ export async function exportPage(ctx, project, exportId) {
       backlogBox,
       definitionList([
         ["Waiting in the backlog", backlogText(health.backlog, { withAge: false })],
-        health.backlog.oldestAgeSeconds != null ? ["Oldest waiting for", age(health.backlog.oldestAgeSeconds)] : null,
+        health.backlog.files > 0 && health.backlog.oldestAgeSeconds != null
+          ? ["Oldest waiting for", age(health.backlog.oldestAgeSeconds)]
+          : null,
       ]),
       h("p", { class: "help" }, "Signals wait here while the export is postponed and are written to the destination when it resumes. They are kept for a limited time (7 days unless the service is set otherwise)."),
       draining
