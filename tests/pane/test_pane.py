@@ -43,7 +43,7 @@ def test_a_reader_sees_the_exports_but_no_control_that_changes_them(
         expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
         expect(page.get_by_role("link", name=name, exact=True)).to_have_count(0)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    shoot(page, "7-reader-phone")
+    shoot(page, "6-reader-phone")
 
     page.get_by_role("link", name="lake").click()
     expect(page.get_by_role("heading", name="lake", level=1)).to_be_focused()
@@ -87,7 +87,7 @@ def test_each_validation_error_is_shown_beside_its_field(
         "signals[1]: a signal name is a string of 1 to 256 characters"
     )
     expect(page.get_by_label("Storage account URI")).not_to_have_attribute("aria-invalid", "true")
-    shoot(page, "8-validation")
+    shoot(page, "7-validation")
 
     summary.get_by_role("button").first.click()
     expect(path).to_be_focused()
@@ -121,7 +121,7 @@ def test_an_edit_that_lost_a_race_is_shown_and_overwrites_nothing(
     expect(conflict).to_be_focused()
     expect(conflict).to_contain_text("your changes were not saved")
     expect(page.get_by_label("A file per day")).to_be_checked()  # what was typed stays
-    shoot(page, "9-conflict")
+    shoot(page, "8-conflict")
     with api(host, project) as client:
         current = client.get(f"/projects/{project}/exports/lake").json()
     assert current["signals"] == ["checkout"] and current["granularity"] == "hour"

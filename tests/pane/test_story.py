@@ -76,7 +76,7 @@ def test_a_customer_creates_watches_fixes_and_resumes_an_export(
 
     resume = page.get_by_role("region", name="Resume the export")
     resume.get_by_label("Current storage account key").fill(host.keys[LAKE_ACCOUNT])
-    shoot(page, "5-resume")
+    shoot(page, "4-resume")
     resume.get_by_role("button", name="Resume").click()
     resumed = "Resumed: the backlog is being written to the destination."
     expect(page.locator("#main").get_by_text(resumed)).to_be_visible()
@@ -86,7 +86,7 @@ def test_a_customer_creates_watches_fixes_and_resumes_an_export(
     expect(backlog.locator("dd").first).to_have_text("Empty", timeout=60_000)
     expect(resume).to_be_hidden()
     told(page, "The backlog is replayed: nothing is waiting.")
-    shoot(page, "6-drained")
+    shoot(page, "5-drained")
     # The access token lived in the page's memory only: not in the address, nor in the browser's storage.
     assert page.evaluate("localStorage.length + sessionStorage.length") == 0
     assert "eyJ" not in page.url
