@@ -84,7 +84,8 @@ def content_security_policy(entra: EntraSignIn | None, *, framed_by_self: bool =
 
 def security_headers(entra: EntraSignIn | None, name: str = "") -> dict[str, str]:
     """Headers of every pane response. The redirect bridge may be framed by the pane and must not
-    carry Cross-Origin-Opener-Policy (MSAL's guidance: COOP would cut it off from the pane)."""
+    carry Cross-Origin-Opener-Policy: COOP would cut it off from the pane
+    (https://learn.microsoft.com/entra/msal/javascript/browser/redirect-bridge)."""
     bridge = name == BRIDGE
     headers = {
         "Content-Security-Policy": content_security_policy(entra, framed_by_self=bridge),
