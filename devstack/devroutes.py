@@ -7,6 +7,7 @@
   the timer, the replay queue, the storage.
 - `GET /admin/host/status`: `{"state": "Running", ...}`, like the Functions host's.
 - `GET /admin/functions`: the registered functions and their triggers.
+- `GET`/`POST /_local/signin`: the development sign-in of the management pane (`devstack.devsignin`).
 - `POST /admin/functions/{name}`: like the Functions host's admin API. The timer function runs now
   (202 once it ran); for the queue function, `{"input": "..."}` is put on its queue.
 
@@ -22,6 +23,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from devstack.devsignin import signin_router
 from devstack.functions import HTTP, QUEUE, TIMER, registered_functions
 from devstack.queue_runner import encode
 from devstack.sources import read_ndjson
@@ -51,6 +53,7 @@ def dispatcher(api: ASGIApp, dev: ASGIApp) -> ASGIApp:
 
 def dev_app(host: LocalHost) -> FastAPI:
     app = FastAPI(title="signals-export local host", openapi_url=None, docs_url=None, redoc_url=None)
+    app.include_router(signin_router(lambda: host.settings, lambda: host.issuer))
 
     @app.post("/_local/signals", status_code=202)
     async def post_signals(

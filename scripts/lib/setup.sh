@@ -1,4 +1,5 @@
-# Shared set-up for the project's scripts: a virtualenv with pinned packages, and Azurite from npm.
+# Shared set-up for the project's scripts: a virtualenv with pinned packages, Azurite from npm, and
+# Debian's Chromium for the management pane's browser tests.
 # Each step is skipped when its inputs have not changed since it last ran.
 
 pick_python() {
@@ -38,5 +39,18 @@ ensure_azurite() {
     echo "== installing Azurite (npm ci)"
     npm ci --no-audit --no-fund --loglevel=error
     echo "$digest" > node_modules/.installed
+  fi
+}
+
+ensure_chromium() {
+  # The pane's browser tests (tests/pane) drive Debian's Chromium; Playwright's own browser download
+  # is not used. Installed once when missing (as root with apt, as in CI); quick when present.
+  [ -x /usr/bin/chromium ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing chromium (apt)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "Debian's chromium is missing: the pane's browser tests need it (sudo apt-get install chromium)" >&2
   fi
 }

@@ -20,6 +20,7 @@ from shared.api.config import ApiSettings
 from shared.api.errors import install_error_handlers
 from shared.api.limits import BodyLimit
 from shared.api.routes import router
+from shared.pane import router as pane
 from shared.runtime import Runtime, runtime
 
 DESCRIPTION = """\
@@ -54,6 +55,7 @@ def create_api(
     api.state.authenticator = Authenticator(settings if settings is not None else ApiSettings.from_env)
     install_error_handlers(api)
     api.include_router(router)
+    api.include_router(pane)  # the management pane, at /api/portal/
     api.openapi = _openapi(api)  # type: ignore[method-assign]
     return api
 
