@@ -19,6 +19,7 @@ from shared.model import ExportStatus
 from shared.outcomes import Cause
 
 FATAL = (Cause.AUTHENTICATION, Cause.NOT_FOUND, Cause.REJECTED)
+CONFIGURATION_UNREADABLE = "configuration-unreadable"  # the service cannot read the export's row
 
 EXPLANATIONS: dict[str, str] = {
     Cause.AUTHENTICATION: "The storage account refused the key: it was probably regenerated.",
@@ -26,6 +27,10 @@ EXPLANATIONS: dict[str, str] = {
     Cause.THROTTLED: "The storage account is throttling writes: its request rate limit is reached.",
     Cause.TRANSIENT: "The storage account could not be reached, or failed to answer, for a while.",
     Cause.REJECTED: "The storage account rejected the writes.",
+    CONFIGURATION_UNREADABLE: (
+        "The service cannot read this export's stored configuration: nothing is exported or kept for "
+        "it until it is fixed. This is a problem on the service's side, not with the storage account."
+    ),
 }
 
 HINTS: dict[str, tuple[str, ...]] = {
@@ -52,6 +57,12 @@ HINTS: dict[str, tuple[str, ...]] = {
         "Check the storage account's configuration: an ADLS Gen2 destination needs the "
         "hierarchical namespace enabled, and the account must allow the service's writes.",
         "Then resume the export.",
+    ),
+    CONFIGURATION_UNREADABLE: (
+        "Operators: the row's key was most likely sealed under a service key that was removed from "
+        "KEY_ENCRYPTION_KEY; put that key back (after the newest) and the export is read again within "
+        "a minute.",
+        "Customers: set the export again (PUT with its destination and key), or delete it.",
     ),
 }
 

@@ -6,11 +6,12 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from shared.health import explanation, hints, success_rate
+from shared.health import CONFIGURATION_UNREADABLE, explanation, hints, success_rate
 from shared.ledger import read_partitions_of
 from shared.model import ExportStatus
-from shared.monitor import totals_of
+from shared.monitor import HealthRecord, totals_of
 from shared.replay import progress
+from shared.store import ExportUnreadable
 
 if TYPE_CHECKING:
     from shared.runtime import Runtime
@@ -21,8 +22,11 @@ def health_view(
 ) -> dict[str, Any]:
     """The export's health as JSON. Raises shared.store.ExportNotFound for an unknown export."""
     now = time.time() if now is None else now
-    export, _ = runtime.store.get(project_id, export_id)
     record = runtime.health_records.get(project_id, export_id)
+    try:
+        export, _ = runtime.store.get(project_id, export_id)
+    except ExportUnreadable as unreadable:
+        return _unreadable_view(project_id, export_id, unreadable, record)
     totals = totals_of(read_partitions_of(runtime.ledger_table, project_id, export_id))
     cause = record.cause if export.status is not ExportStatus.ACTIVE else ""
     rate = success_rate(record.ticks)
@@ -59,6 +63,25 @@ def health_view(
             "lastFolder": record.replay_folder or None,
             "lastAt": _iso(record.replayed_at) if record.replayed_at else None,
         },
+        "history": record.history[-10:],
+    }
+
+
+def _unreadable_view(
+    project_id: str, export_id: str, error: ExportUnreadable, record: HealthRecord
+) -> dict[str, Any]:
+    """An export whose stored configuration cannot be read: nothing is exported or kept for it until
+    an operator or the customer acts, and the view says what to do."""
+    return {
+        "projectId": project_id,
+        "exportId": export_id,
+        "enabled": None,
+        "status": "unreadable",
+        "since": _iso(record.since) if record.since else None,
+        "cause": CONFIGURATION_UNREADABLE,
+        "explanation": explanation(CONFIGURATION_UNREADABLE),
+        "hints": hints(CONFIGURATION_UNREADABLE),
+        "detail": error.reason,
         "history": record.history[-10:],
     }
 

@@ -22,16 +22,28 @@ from azure.storage.blob import ContainerClient
 
 from shared.backlog import BacklogBlob, expire, export_prefix, list_backlog
 from shared.counters import Counters
-from shared.health import Decision, HealthPolicy, Tick, explanation, hints, judge, tick_between
+from shared.health import (
+    CONFIGURATION_UNREADABLE,
+    Decision,
+    HealthPolicy,
+    Tick,
+    explanation,
+    hints,
+    judge,
+    tick_between,
+)
 from shared.ledger import ExportKey, LedgerEntry, read_all
 from shared.model import Destination, Export, ExportStatus
 from shared.notify import Notifier
 from shared.outcomes import Cause, WriteFailure
-from shared.store import ExportStore
+from shared.store import ExportStore, ExportUnreadable
 
 log = logging.getLogger("signals_export.health")
 
 HISTORY_LENGTH = 50
+TEND_SECONDS = 300.0
+"""How often the backlog of an active export is queued for replay again while it lasts (a replay that
+is still under way when the next one is queued costs nothing: replay is idempotent)."""
 
 
 @dataclass
@@ -57,6 +69,7 @@ class HealthRecord:
     # Written by the replay, not by the health check (merged into the entity: see HealthRecords).
     replay_folder: str = ""
     replayed_at: float = 0.0
+    tended_at: float = 0.0  # when the health check last asked for this export's backlog to be replayed
 
     def to_entity(self) -> dict[str, Any]:
         return {
@@ -75,6 +88,7 @@ class HealthRecord:
             "backlog_oldest": self.backlog_oldest,
             "backlog_signals": self.backlog_signals,
             "probed_at": self.probed_at,
+            "tended_at": self.tended_at,
             "last_error": self.last_error,
         }
 
@@ -96,6 +110,7 @@ class HealthRecord:
             backlog_oldest=float(entity.get("backlog_oldest", 0.0)),
             backlog_signals=int(entity.get("backlog_signals", 0)),
             probed_at=float(entity.get("probed_at", 0.0)),
+            tended_at=float(entity.get("tended_at", 0.0)),
             replay_folder=str(entity.get("replay_folder", "")),
             replayed_at=float(entity.get("replayed_at", 0.0)),
             last_error=str(entity.get("last_error", "")),
@@ -155,6 +170,8 @@ class MonitorReport:
     expired_files: int = 0
     lost: int = 0
     resealed: int = 0
+    unreadable: int = 0  # export rows that could not be read (each reported on its own health)
+    tended: int = 0  # active exports whose backlog was queued for replay
     records: list[HealthRecord] = field(default_factory=list)  # each export's record after the check
 
 
@@ -172,6 +189,7 @@ class HealthMonitor:
         notifier: Notifier,
         policy: HealthPolicy,
         on_resume: OnResume = lambda export: None,
+        on_backlog: OnResume = lambda export: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -182,6 +200,7 @@ class HealthMonitor:
         self._notifier = notifier
         self._policy = policy
         self._on_resume = on_resume
+        self._on_backlog = on_backlog
         self._clock = clock
         self._lines: dict[tuple[str, float], tuple[int, int]] = {}  # backlog blob -> (bytes, lines) counted
 
@@ -190,7 +209,13 @@ class HealthMonitor:
         report.resealed = self._store.reseal()  # after a rotation of the service key
         ledgers = read_all(self._ledger_table)
         records = self._records.all()
-        for export in self._store.list():
+        exports, unreadable = self._store.scan()
+        for error in unreadable:
+            key = (error.project_id, error.export_id)
+            record = records.get(key) or HealthRecord(error.project_id, error.export_id, since=self._clock())
+            self._note_unreadable(record, error)
+            report.unreadable += 1
+        for export in exports:
             record = records.get(export.key) or HealthRecord(*export.key, since=self._clock())
             try:
                 self._check(export, record, ledgers.get(export.key, []), report)
@@ -230,9 +255,28 @@ class HealthMonitor:
         if decision is not None:
             self._apply(export, record, decision, now)
             report.changes.append((export.key, export.status.value, decision.status.value))
-        self._tend_backlog(export, record, now, report)
+        if record.cause == CONFIGURATION_UNREADABLE:
+            record.cause = record.reason = ""  # the row can be read again
+        healthy = export.status is ExportStatus.ACTIVE and not tick.failures and not tick.writes_failed
+        self._tend_backlog(export, record, now, report, healthy=healthy)
         if record.to_entity() != before:
             self._records.save(record)
+
+    def _note_unreadable(self, record: HealthRecord, error: ExportUnreadable) -> None:
+        """Keep an unreadable row's cause on its health record, with the time it was first seen."""
+        if record.cause == CONFIGURATION_UNREADABLE:
+            return
+        now = self._clock()
+        change = {
+            "at": datetime.fromtimestamp(now, UTC).isoformat(),
+            "from": "",
+            "to": "unreadable",
+            "cause": CONFIGURATION_UNREADABLE,
+            "reason": explanation(CONFIGURATION_UNREADABLE),
+        }
+        record.since, record.cause, record.reason = now, CONFIGURATION_UNREADABLE, change["reason"]
+        record.history = [*record.history, change][-HISTORY_LENGTH:]
+        self._records.save(record)
 
     def record_resume(self, export: Export, record: HealthRecord, *, by: str) -> None:
         """Note a resume that did not come from the health check (the customer's), so the record's
@@ -292,8 +336,13 @@ class HealthMonitor:
         if decision.status is ExportStatus.ACTIVE:
             self._on_resume(export)
 
-    def _tend_backlog(self, export: Export, record: HealthRecord, now: float, report: MonitorReport) -> None:
-        """Measure the backlog and remove files kept past the retention period, counting the loss."""
+    def _tend_backlog(
+        self, export: Export, record: HealthRecord, now: float, report: MonitorReport, *, healthy: bool
+    ) -> None:
+        """Measure the backlog, remove files kept past the retention period (counting the loss), and
+        have the backlog of an active export whose writes succeed replayed, whatever put signals there
+        (a write that ran past its deadline, an error of ours, an instance whose cache still said
+        postponed): nothing waits for retention unless the export is postponed or disabled."""
         if (
             export.status is ExportStatus.ACTIVE
             and record.backlog_files == 0
@@ -331,6 +380,10 @@ class HealthMonitor:
             del self._lines[gone]
         record.backlog_files, record.backlog_bytes, record.backlog_oldest = files, bytes_, oldest
         record.backlog_signals = signals
+        if files and healthy and export.enabled and now - record.tended_at >= TEND_SECONDS:
+            record.tended_at = now
+            self._on_backlog(export)
+            report.tended += 1
 
     def _signals_in(self, blob: BacklogBlob) -> int:
         """The signals (lines) in a backlog file. Append blobs only grow: only the bytes added since

@@ -54,15 +54,19 @@ from shared.ledger import (
     FileRecord,
     FileUpdate,
     Hold,
+    LedgerConflict,
     LedgerEntry,
     PartitionLedger,
 )
 from shared.model import Destination, Export, ExportStatus
-from shared.outcomes import WriteFailure
-from shared.signals import Group, IncomingEvent, SignalReader
+from shared.outcomes import WriteFailure, is_storage_error
+from shared.signals import Group, IncomingEvent, Rejection, RejectReason, SignalReader
 from shared.sinks import write_with_retry
 
 log = logging.getLogger("signals_export.pipeline")
+
+SET_ASIDE_AFTER = 3
+"""Attempts at a batch that fails on an error of the service's own before it is set aside."""
 
 FORGET_AFTER = timedelta(minutes=5)
 """Ledger records of files whose bucket ended this long before a batch's first signal are forgotten:
@@ -226,6 +230,7 @@ class Exporter:
         self._readers = threading.local()
         self._clock = clock
         self._plans: dict[tuple[str, Group], _Plan] = {}
+        self._faulted: tuple[tuple[str, int, int] | None, int] = (None, 0)  # the last batch that faulted
 
     @property
     def _reader(self) -> SignalReader:
@@ -237,6 +242,40 @@ class Exporter:
         return reader
 
     def export(self, batch: EventBatch) -> BatchReport:
+        """Export a batch. An error of the service's own that the per-file boundary did not contain
+        raises, so that the trigger retries the batch; when the same batch has failed so
+        SET_ASIDE_AFTER times in this instance, its events are set aside as dead letters (reason
+        `service-fault`, kept whole for an operator to send again) and the partition moves on: a bug
+        must not stop every project's signals behind it. Failures of the service's own storage always
+        raise (the batch must wait for it)."""
+        try:
+            report = self._export(batch)
+        except Exception as error:
+            if is_storage_error(error) or isinstance(error, LedgerConflict) or not batch.events:
+                raise
+            position = (batch.partition, batch.events[0].sequence, batch.events[-1].sequence)
+            failed = self._faulted[1] + 1 if self._faulted[0] == position else 1
+            self._faulted = (position, failed)
+            if failed < SET_ASIDE_AFTER:
+                raise
+            return self._set_aside(batch, error)
+        return report
+
+    def _set_aside(self, batch: EventBatch, error: Exception) -> BatchReport:
+        log.error(
+            "batch set aside as dead letters after repeated faults of the service",
+            exc_info=error,
+            extra={"partition": batch.partition, "events": len(batch.events)},
+        )
+        detail = f"the service failed on this event's batch {SET_ASIDE_AFTER} times ({type(error).__name__})"
+        report = BatchReport(batch.partition, received=len(batch.events), faults=len(batch.events))
+        rejections = [Rejection(event, RejectReason.SERVICE_FAULT, detail) for event in batch.events]
+        report.dead_lettered = self._dead_letters.put(batch.partition, rejections)
+        for rejection in rejections:
+            report.dead_letter_reasons[(rejection.event.project_id or "", rejection.reason.value)] += 1
+        return report
+
+    def _export(self, batch: EventBatch) -> BatchReport:
         report = BatchReport(batch.partition, received=len(batch.events))
         if not batch.events:
             return report

@@ -169,6 +169,20 @@ def resume_replay(runtime: Runtime, export: Export) -> int:
     return len(items)
 
 
+def tend_backlog(runtime: Runtime, export: Export) -> int:
+    """Queue the backlog of an active export for replay (the health check does, while it lasts)."""
+    blobs = list_backlog(runtime.backlog_container, export.project_id, export.export_id)
+    items = work_items(blobs, export.project_id, export.export_id, runtime.clock())
+    for item in items:
+        runtime.replay_queue.send_message(item.to_message())
+    if items:
+        log.info(
+            "backlog of an active export queued for replay",
+            extra={"project_id": export.project_id, "export_id": export.export_id, "work_items": len(items)},
+        )
+    return len(items)
+
+
 def _clear_poison(runtime: Runtime, export: Export) -> None:
     poison = runtime.poison_queue
     try:

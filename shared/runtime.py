@@ -95,7 +95,7 @@ class Runtime:
 
     @cached_property
     def monitor(self) -> HealthMonitor:
-        from shared.replay import resume_replay  # the replay side starts when the monitor resumes
+        from shared.replay import resume_replay, tend_backlog  # the monitor starts replays
 
         return HealthMonitor(
             store=self.store,
@@ -106,6 +106,7 @@ class Runtime:
             notifier=self.notifier,
             policy=self.settings.health,
             on_resume=lambda export: resume_replay(self, export),
+            on_backlog=lambda export: tend_backlog(self, export),
             clock=lambda: self.clock(),
         )
 

@@ -29,6 +29,7 @@ class RejectReason(StrEnum):
     NOT_OBJECT = "not-object"
     MISSING_PROJECT = "missing-project"
     MISSING_NAME = "missing-name"
+    SERVICE_FAULT = "service-fault"  # not the event's fault: the service failed on its batch, repeatedly
 
 
 @dataclass(slots=True)

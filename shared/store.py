@@ -6,6 +6,7 @@ One entity per export: PartitionKey = project id, RowKey = export id. Customers'
 
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 import time
@@ -28,7 +29,7 @@ from shared.model import (
     Granularity,
     ReplayPlacement,
 )
-from shared.secrets import KeyBox
+from shared.secrets import KeyBox, SealError
 
 log = logging.getLogger("signals_export.store")
 
@@ -39,6 +40,17 @@ class ExportNotFound(LookupError):
 
 class StaleExport(Exception):
     """The export changed since it was read (etag mismatch)."""
+
+
+class ExportUnreadable(Exception):
+    """A row of the exports table that cannot be read: a key sealed under a service key that was
+    dropped, a field of a form this version does not know. Only its own export is affected."""
+
+    def __init__(self, project_id: str, export_id: str, reason: str) -> None:
+        super().__init__(f"export {project_id}/{export_id} cannot be read: {reason}")
+        self.project_id = project_id
+        self.export_id = export_id
+        self.reason = reason
 
 
 class ExportStore:
@@ -71,23 +83,58 @@ class ExportStore:
         return str(result["etag"])
 
     def get(self, project_id: str, export_id: str) -> tuple[Export, str]:
-        """The export and its etag."""
+        """The export and its etag. Raises ExportNotFound, or ExportUnreadable for a row that cannot be
+        read."""
         try:
             entity = self._table.get_entity(project_id, export_id)
         except ResourceNotFoundError:
             raise ExportNotFound(export_id) from None
-        return self.from_entity(entity), str(entity.metadata["etag"])
+        return self.read(entity), str(entity.metadata["etag"])
 
     def delete(self, project_id: str, export_id: str) -> None:
         """Delete the export's configuration (deleting a missing export is not an error)."""
         self._table.delete_entity(project_id, export_id)
 
     def list(self, project_id: str | None = None) -> list[Export]:
+        """The exports that can be read; a row that cannot is logged and left out (see `scan`)."""
+        return self.scan(project_id)[0]
+
+    def scan(
+        self, project_id: str | None = None
+    ) -> tuple[builtins.list[Export], builtins.list[ExportUnreadable]]:
+        """Every export, and every row that cannot be read: one bad row never stops the others."""
         if project_id is None:
             entities: Iterable[Any] = self._table.list_entities()
         else:
             entities = self._table.query_entities("PartitionKey eq @p", parameters={"p": project_id})
-        return [self.from_entity(entity) for entity in entities]
+        exports: builtins.list[Export] = []
+        unreadable: builtins.list[ExportUnreadable] = []
+        for entity in entities:
+            try:
+                exports.append(self.read(entity))
+            except ExportUnreadable as error:
+                unreadable.append(error)
+                log.error(
+                    "export row cannot be read; only that export is affected",
+                    extra={
+                        "project_id": error.project_id,
+                        "export_id": error.export_id,
+                        "reason": error.reason,
+                    },
+                )
+        return exports, unreadable
+
+    def read(self, entity: Any) -> Export:
+        """`from_entity`, with any failure to read the row turned into ExportUnreadable (the boundary
+        of one row: what went wrong is ours or the data's, never the customer's storage)."""
+        try:
+            return self.from_entity(entity)
+        except Exception as error:  # any defect of one row stays with that row
+            project_id, export_id = str(entity.get("PartitionKey", "")), str(entity.get("RowKey", ""))
+            reason = (
+                str(error) if isinstance(error, SealError) else f"{type(error).__name__} in the stored row"
+            )
+            raise ExportUnreadable(project_id, export_id, reason) from None
 
     def reseal(self) -> int:
         """Seal again, under the newest service key, every key sealed under an older one (after a
@@ -100,10 +147,13 @@ class ExportStore:
             project_id, export_id = entity["PartitionKey"], entity["RowKey"]
             context = _context(project_id, export_id)
             changes: dict[str, Any] = {}
-            for name, where in (("sealed_key", context), ("sealed_webhook_secret", context + "/webhook")):
-                sealed = entity.get(name)
-                if sealed and not self._keys.is_current(sealed):
-                    changes[name] = self._keys.seal(self._keys.open(sealed, where), where)
+            try:
+                for name, where in (("sealed_key", context), ("sealed_webhook_secret", context + "/webhook")):
+                    sealed = entity.get(name)
+                    if sealed and not self._keys.is_current(sealed):
+                        changes[name] = self._keys.seal(self._keys.open(sealed, where), where)
+            except SealError:
+                continue  # an unreadable row: reported on its own health (scan), never stops the others
             if not changes:
                 continue
             try:
@@ -141,7 +191,7 @@ class ExportStore:
             "destination_type": destination.kind,
             "account_url": destination.account_url,
             "sealed_key": self._keys.seal(destination.key, context),
-            "signals": "*" if export.signals is None else orjson.dumps(sorted(export.signals)).decode(),
+            **_signals_properties(export.signals),
             "granularity": export.granularity.value,
             "enabled": export.enabled,
             "status": export.status.value,
@@ -170,7 +220,13 @@ class ExportStore:
             )
         else:
             destination = BlobDestination(entity["account_url"], entity["container"], key)
-        signals = entity.get("signals", "*")
+        signals = (
+            "".join(
+                entity.get(f"signals{i}" if i else "signals", "")
+                for i in range(int(entity.get("signals_parts", 1)))
+            )
+            or "*"
+        )
         return Export(
             project_id=project_id,
             export_id=export_id,
@@ -188,6 +244,19 @@ class ExportStore:
             generation=str(entity.get("generation", "")),
             replay_placement=ReplayPlacement(entity.get("replay_placement") or ReplayPlacement.CURRENT),
         )
+
+
+_PROPERTY_CHARS = 30_000  # a string property holds 32K UTF-16 characters at most
+
+
+def _signals_properties(signals: frozenset[str] | None) -> dict[str, Any]:
+    """The signal selection as properties: a long list (up to 1,000 names of 256 characters) does not
+    fit one string property, so it is split over `signals`, `signals1`, ... like the ledger's files."""
+    text = "*" if signals is None else orjson.dumps(sorted(signals)).decode()
+    chunks = [text[i : i + _PROPERTY_CHARS] for i in range(0, len(text), _PROPERTY_CHARS)]
+    properties: dict[str, Any] = {"signals": chunks[0], "signals_parts": len(chunks)}
+    properties.update({f"signals{i}": chunk for i, chunk in enumerate(chunks) if i})
+    return properties
 
 
 def _context(project_id: str, export_id: str) -> str:

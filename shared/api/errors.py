@@ -109,6 +109,17 @@ def not_found(project_id: str, export_id: str) -> ApiError:
     )
 
 
+def unreadable() -> ApiError:
+    """The export's stored configuration cannot be read: the service's problem, not the caller's."""
+    return ApiError(
+        500,
+        "ExportUnreadable",
+        "The service cannot read this export's stored configuration (for example, its key was sealed "
+        "under a service key that is no longer configured). Its health view says more; an operator "
+        "must restore the key or the caller must set the export again with PUT.",
+    )
+
+
 def precondition_failed(message: str = "") -> ApiError:
     return ApiError(
         412,

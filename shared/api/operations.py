@@ -18,7 +18,14 @@ from pydantic import ValidationError
 from shared import replay
 from shared.api import convert
 from shared.api.destinations import check_destination
-from shared.api.errors import ApiError, bad_request, not_found, precondition_failed, validation_error
+from shared.api.errors import (
+    ApiError,
+    bad_request,
+    not_found,
+    precondition_failed,
+    unreadable,
+    validation_error,
+)
 from shared.api.etags import Preconditions
 from shared.api.merge_patch import merge_patch
 from shared.api.models import ExportDefinition
@@ -28,7 +35,7 @@ from shared.cleanup import forget_export
 from shared.health_view import health_view
 from shared.model import Destination, Export, ExportStatus, Secret
 from shared.runtime import Runtime
-from shared.store import ExportNotFound, StaleExport
+from shared.store import ExportNotFound, ExportUnreadable, StaleExport
 
 log = logging.getLogger("signals_export.api")
 
@@ -47,7 +54,10 @@ class ExportOperations:
     # reads
 
     def get(self, project_id: str, export_id: str) -> ExportRecord:
-        record = self._records.find(project_id, export_id)
+        try:
+            record = self._records.find(project_id, export_id)
+        except ExportUnreadable:
+            raise unreadable() from None
         if record is None:
             raise not_found(project_id, export_id)
         return record
@@ -154,7 +164,16 @@ class ExportOperations:
         return record
 
     def delete(self, project_id: str, export_id: str, pre: Preconditions) -> None:
-        current = self.get(project_id, export_id)
+        try:
+            current = self.get(project_id, export_id)
+        except ApiError as error:
+            if error.code != "ExportUnreadable" or pre.conditional:
+                raise
+            # A row that cannot be read can still be deleted: the customer's way out of it.
+            self._records.delete(project_id, export_id)
+            forget_export(self._runtime, project_id, export_id)
+            self._runtime.registry.invalidate()
+            return
         if not pre.matches(current.etag):
             raise precondition_failed()
         try:

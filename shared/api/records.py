@@ -17,7 +17,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.model import Export
-from shared.store import ExportNotFound, ExportStore, StaleExport
+from shared.store import ExportNotFound, ExportStore, ExportUnreadable, StaleExport
 
 CREATED = "created_at"
 UPDATED = "updated_at"
@@ -51,11 +51,18 @@ class ExportRecords:
         """The exports of the given projects (None: of every project), by project then id."""
         if projects is None:
             entities: Iterable[Any] = self._table.list_entities()
-            return [self._record(e) for e in entities]
+        else:
+            entities = (
+                entity
+                for project_id in sorted(projects)
+                for entity in self._table.query_entities("PartitionKey eq @p", parameters={"p": project_id})
+            )
         records: list[ExportRecord] = []
-        for project_id in sorted(projects):
-            entities = self._table.query_entities("PartitionKey eq @p", parameters={"p": project_id})
-            records.extend(self._record(e) for e in entities)
+        for entity in entities:
+            try:
+                records.append(self._record(entity))
+            except ExportUnreadable:
+                continue  # logged by the health check, which reports it on the export's health
         return records
 
     def create(self, export: Export) -> ExportRecord:
@@ -104,7 +111,7 @@ class ExportRecords:
         return entity
 
     def _record(self, entity: Any) -> ExportRecord:
-        export = self._store.from_entity(entity)
+        export = self._store.read(entity)
         stamp = entity.metadata.get("timestamp") or datetime.now(UTC)
         updated = entity.get(UPDATED) or stamp
         created = entity.get(CREATED) or updated

@@ -18,9 +18,12 @@ from shared.backlog import BacklogFile
 from shared.layout import (
     MAX_DIRECTORY,
     MAX_DIRECTORY_DEPTH,
+    MAX_POSITION,
     NAME_SEGMENT,
+    REPLAY_TAG,
     blob_segment,
     file_for,
+    replay_file,
     replay_path,
 )
 from shared.model import AdlsDestination, BlobDestination, Export, Granularity, Secret
@@ -66,9 +69,16 @@ def test_a_project_id_ending_in_a_dot_is_not_a_folder_ending_in_a_dot() -> None:
 
 
 def worst_case_names(target_export: Export, name: str) -> list[str]:
+    """The live file, its replay file (beside it, or in the folder of the replay: the longer) while it is
+    written, and its backlog blob held at the largest position a file can reach."""
     target = file_for(target_export, name, AT, LONGEST_PARTITION)
-    backlog = BacklogFile(target_export, target).path
-    return [target.path, replay_path(target.path, "0" * 12) + ".tmp", backlog]
+    backlog = BacklogFile(target_export, target, LONGEST_PARTITION, 10**MAX_POSITION - 1).path
+    tag = "0" * REPLAY_TAG
+    replays = [
+        replay_path(target.path, tag),
+        replay_file(target_export, target.path, LONGEST_PARTITION, AT, tag),
+    ]
+    return [target.path, max(replays, key=len) + ".tmp", backlog]
 
 
 @given(names)

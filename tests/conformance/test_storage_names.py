@@ -14,7 +14,7 @@ from azure.storage.filedatalake import DataLakeServiceClient
 
 from devstack.azurite import Azurite
 from devstack.queue_runner import QueueRunner
-from shared.layout import MAX_DIRECTORY, NAME_SEGMENT, blob_segment
+from shared.layout import MAX_DIRECTORY, MAX_POSITION, NAME_SEGMENT, blob_segment
 from shared.model import Export, ExportStatus
 from shared.replay import resume
 from shared.runtime import Runtime
@@ -87,7 +87,8 @@ def test_the_longest_adls_directory_writes_live_backlog_and_replay_files_at_exac
     service: Runtime, customer: Customer, create_export: Callable[..., Export], lake: Any
 ) -> None:
     """An ADLS Gen2 export under the longest directory the API accepts, with the longest ids and
-    partition: its backlog blob name is exactly 1,024 characters, and live and replay files land."""
+    partition: its backlog blob name reaches 1,024 characters when the held position has all the
+    digits a position can have, and live and replay files land."""
     traffic = Traffic(longest_id("p"), partition="1023")
     filesystem = f"lf{uuid.uuid4().hex[:12]}"
     directory = longest_directory(MAX_DIRECTORY)
@@ -98,7 +99,12 @@ def test_the_longest_adls_directory_writes_live_backlog_and_replay_files_at_exac
         traffic.send(5)
         run_health_check()
     assert service.store.get(*export.key)[0].status is ExportStatus.POSTPONED
-    assert [len(name) for name in backlog_names(service, export)] == [sources.BLOB_NAME_MAX]
+    # Held at a small position: the name is 1,024 less the digits a position could still take.
+    (name,) = backlog_names(service, export)
+    position = name.rpartition("@")[2]
+    assert len(name) == sources.BLOB_NAME_MAX - (MAX_POSITION - len(position))
+    later = service.clock() + 2 * 3600  # resumed two hours later: the held hour has ended
+    service.clock = lambda: later
     resume(service, export)
     drain(service)
     files = customer.lake_files(filesystem)
@@ -107,7 +113,7 @@ def test_the_longest_adls_directory_writes_live_backlog_and_replay_files_at_exac
 
 
 def test_the_adls_emulator_refuses_a_path_over_1024_characters_and_azurite_does_not_check(
-    lake: Any, azurite: Azurite
+    lake: Any, azurite: Azurite, service: Runtime
 ) -> None:
     """The emulator keeps Azure's limit (1,024 accepted, 1,025 refused); Azurite accepts longer blob
     names, so the layout's own bound (test_names_and_paths) is what keeps names valid there."""
