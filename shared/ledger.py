@@ -83,6 +83,10 @@ class FileRecord:
     bucket_end: float  # POSIX seconds
     hold: Hold = Hold.LIVE
     since: float = 0.0  # when the hold last changed (a catch-up's claim expires: CLAIM_SECONDS)
+    # A backlog file's record also says which live file (its ledger key) it holds signals for, and the
+    # position that file was held at: the name of the backlog file (shared.backlog.BacklogFile).
+    of: str = ""
+    at: int = 0
 
     @property
     def held(self) -> bool:
@@ -93,7 +97,8 @@ class FileRecord:
         closed, a held one stays held (a write that had nothing to write does not release it), and a
         claim and its outcome are ordered by when they were made."""
         later = max(self, other, key=_order)
-        return FileRecord(later.state, max(self.bucket_end, other.bucket_end), later.hold, later.since)
+        bucket_end = max(self.bucket_end, other.bucket_end)
+        return FileRecord(later.state, bucket_end, later.hold, later.since, later.of or self.of, later.at)
 
 
 def _order(record: FileRecord) -> tuple[int, int, int, float]:
@@ -115,6 +120,10 @@ class LedgerEntry:
     horizon: float = 0.0  # files of buckets that ended before this were forgotten
     dropped_through: int = -1  # signals dropped (disabled export) are counted up to this sequence
     etag: str | None = None
+
+    def backlogs_of(self, file_key: str) -> list[FileRecord]:
+        """The records of a live file's backlog files (one per position it was held at)."""
+        return [record for record in self.files.values() if record.of == file_key]
 
     def lookup(self, file_key: str, bucket_end: float) -> FileRecord | Record | None:
         """The file's record; None when the ledger has none; FORGOTTEN for a bucket it forgot."""
@@ -329,10 +338,27 @@ def _apply(base: LedgerEntry, update: ExportUpdate, horizon: float) -> LedgerEnt
     if update.dropped:
         counters.dropped += sum(1 for sequence in update.dropped if sequence > dropped_through)
         dropped_through = max(dropped_through, max(update.dropped))
+    files = _held_while_backlogged(files)
     horizon = max(base.horizon, horizon)
     kept = {key: record for key, record in files.items() if record.bucket_end >= horizon}
     kept, horizon = _within_entity(kept, set(update.files), horizon)
     return LedgerEntry(kept, counters, horizon, dropped_through, base.etag)
+
+
+def _held_while_backlogged(files: dict[str, FileRecord]) -> dict[str, FileRecord]:
+    """A live file stays held while one of its backlog files holds a signal the file's record does not
+    account for: two owners at once can hold a file at different positions, and the longer record of
+    one that went on writing would otherwise let the file take live appends after a signal that only
+    the other's backlog holds. Held, the next writer catches the file up: the backlog first."""
+    backlogged: dict[str, int] = {}
+    for record in files.values():
+        if record.of:
+            backlogged[record.of] = max(backlogged.get(record.of, -1), record.state.last_sequence)
+    for key, through in backlogged.items():
+        live = files.get(key)
+        if live is not None and live.hold is Hold.LIVE and through > live.state.last_sequence:
+            files[key] = replace(live, hold=Hold.HELD)
+    return files
 
 
 def _counted(change: FileUpdate, since: int, until: int) -> tuple[int, int]:
@@ -481,13 +507,16 @@ def _replace(table: LedgerTable, partition_key: str, export_key: ExportKey, entr
 
 def _record_json(record: FileRecord) -> list[Any]:
     state = [record.state.length, record.state.last_sequence, record.bucket_end]
+    if record.of:
+        return [*state, int(record.hold), record.since, record.of, record.at]
     return [*state, int(record.hold), record.since] if record.held else state
 
 
 def _record_of(value: list[Any]) -> FileRecord:
     hold = Hold(int(value[3])) if len(value) > 3 else Hold.LIVE
     since = float(value[4]) if len(value) > 4 else 0.0
-    return FileRecord(FileState(int(value[0]), int(value[1])), float(value[2]), hold, since)
+    of, at = (str(value[5]), int(value[6])) if len(value) > 6 else ("", 0)
+    return FileRecord(FileState(int(value[0]), int(value[1])), float(value[2]), hold, since, of, at)
 
 
 def read_all(table: Any) -> dict[ExportKey, list[LedgerEntry]]:

@@ -302,7 +302,15 @@ class Exporter:
         encoded = _Encoded()
         outcomes = self._writers.run(
             [
-                partial(self._write_live, work, record, authority, encoded, batch.partition)
+                partial(
+                    self._write_live,
+                    work,
+                    record,
+                    entries.get(work.export.key),
+                    authority,
+                    encoded,
+                    batch.partition,
+                )
                 for work, record in live
             ]
         )
@@ -423,6 +431,7 @@ class Exporter:
         self,
         work: _Work,
         record: FileRecord | None,
+        entry: LedgerEntry | None,
         authority: _Authority,
         encoded: _Encoded,
         partition: str,
@@ -434,7 +443,7 @@ class Exporter:
             lines: Sequence[Line] = work.lines
             held_through = None
             if record is not None and record.held:
-                lines, held_through = self._with_backlog(work, record, partition)
+                lines, held_through = self._with_backlog(work, record, entry, partition)
             written = write_with_retry(
                 lambda: deliver(
                     sink,
@@ -454,15 +463,24 @@ class Exporter:
         except Exception as error:  # a fault of ours: contained to this file
             return _Failed(progress.state, fault=error)
 
-    def _with_backlog(self, work: _Work, record: FileRecord, partition: str) -> tuple[list[Line], int]:
-        """A catch-up's lines: the held file's backlog, then the batch's signals it does not hold; and
-        the last signal the backlog holds."""
-        backlog = BacklogFile(work.export, work.file.target, partition, record.state.length)
-        length = self._backlog.length(backlog.path) or 0
-        rows = self._backlog.read(backlog.path, 0, length).split(b"\n")[:-1] if length else []
-        held = [parse_backlog_line(row) for row in rows]
-        last = held[-1][0] if held else record.state.last_sequence
-        return [*held, *lines_after(work.lines, FileState(0, last))], last
+    def _with_backlog(
+        self, work: _Work, record: FileRecord, entry: LedgerEntry | None, partition: str
+    ) -> tuple[list[Line], int]:
+        """A catch-up's lines: what the held file's backlog files hold that its record does not (once per
+        sequence number: two owners may have held it at different positions), then the batch's signals
+        after those; and the last signal the backlog holds."""
+        held: dict[int, bytes] = {}
+        positions = {backlog.at for backlog in entry.backlogs_of(work.file.key)} if entry else set()
+        for position in sorted(positions | {record.state.length}):
+            path = BacklogFile(work.export, work.file.target, partition, position).path
+            length = self._backlog.length(path) or 0
+            rows = self._backlog.read(path, 0, length).split(b"\n")[:-1] if length else []
+            for sequence, data in map(parse_backlog_line, rows):
+                if sequence > record.state.last_sequence:
+                    held.setdefault(sequence, data)
+        lines = sorted(held.items())
+        last = lines[-1][0] if lines else record.state.last_sequence
+        return [*lines, *lines_after(work.lines, FileState(0, last))], last
 
     def _account(
         self,
@@ -568,7 +586,9 @@ class Exporter:
         )
         if kept is FORGOTTEN:
             return
-        update.files[backlog.ledger_key] = FileUpdate(FileRecord(kept, file.ends), lines, backlog=True)
+        update.files[backlog.ledger_key] = FileUpdate(
+            FileRecord(kept, file.ends, of=file.key, at=state.length), lines, backlog=True
+        )
         report.exports[export.key].backlogged += len(lines_after(lines, known))
 
 

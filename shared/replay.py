@@ -290,12 +290,16 @@ class Replayer:
         """Append a held file's backlog to the file itself, at the held position (its time bucket is
         still current: readers of the live file find the signals there). Claimed in the ledger first
         (`turn_for_replay`); live again after, or held again if the destination fails."""
-        blob = self._backlog.get_blob_client(file.at(record.state.length))
-        try:
-            raw = bytes(blob.download_blob().readall())
-        except ResourceNotFoundError:
-            raw = b""
-        lines = _lines(raw)
+        held: dict[int, bytes] = {}
+        for blob in self._backlog.list_blobs(name_starts_with=file.prefix):
+            try:
+                raw = bytes(self._backlog.get_blob_client(blob.name).download_blob().readall())
+            except ResourceNotFoundError:
+                continue
+            for sequence, data in _lines(raw[: raw.rfind(b"\n") + 1]):
+                if sequence > record.state.last_sequence:
+                    held.setdefault(sequence, data)  # held twice by two owners: once
+        lines = sorted(held.items())
 
         def authority() -> Record:
             try:

@@ -317,3 +317,35 @@ ExactlyOnce.TestCase.settings = BUDGET
 ExactlyOnceWithFailures.TestCase.settings = BUDGET
 TestExactlyOnce = ExactlyOnce.TestCase
 TestExactlyOnceWithFailures = ExactlyOnceWithFailures.TestCase
+
+
+def test_two_owners_holding_a_file_at_different_positions_write_each_signal_once() -> None:
+    """Found by the machine: the old owner, whose failure told it nothing of the file, held it at a
+    stale position, so a signal sat in two backlog files; replayed once, by its sequence number."""
+    state = ExactlyOnceWithFailures()
+    state.produce(name="a", identical=True, count=2)
+    state.process(who=1, size=1, crash=None)
+    state.process(who=0, size=2, crash=None)
+    state.produce(name="a", identical=True, count=1)
+    state.destination_down(kind="definite")
+    state.process(who=0, size=1, crash=None)
+    state.process(who=1, size=2, crash=None)
+    state.each_signal_once_in_order()
+
+
+def test_a_stale_hold_keeps_the_file_held_until_its_backlog_is_written() -> None:
+    """Found by the machine: a stale owner's hold was released by the other owner's longer record,
+    and the file took a later signal where a held one belonged; byte-identical, the replay took the
+    later one for the held one. The file now stays held until its backlog is caught up."""
+    state = ExactlyOnceWithFailures()
+    state.produce(name="a", identical=True, count=2)
+    state.process(who=1, size=1, crash=None)
+    state.process(who=0, size=2, crash=None)
+    state.produce(name="a", identical=True, count=1)
+    state.destination_down(kind="definite")
+    state.process(who=1, size=2, crash=("before", "append", 3))
+    state.destination_down(kind="unknown")
+    state.lose_partition(who=0)
+    state.produce(name="a", identical=True, count=1)
+    state.process(who=0, size=1, crash=None)
+    state.each_signal_once_in_order()
