@@ -7,8 +7,9 @@ fail if it changed since that etag was read. Both raise shared.store's StaleExpo
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,6 +67,8 @@ class ExportRecords:
         return records
 
     def create(self, export: Export) -> ExportRecord:
+        if not export.generation:  # every export gets its own: files of an earlier one are not its
+            export = replace(export, generation=secrets.token_hex(8))
         now = datetime.now(UTC)
         entity = self._entity(export, created=now, updated=now)
         try:

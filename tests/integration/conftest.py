@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import secrets
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -91,7 +92,12 @@ def create_export(service: Runtime) -> Callable[..., Export]:
         granularity: Granularity = Granularity.HOUR,
     ) -> Export:
         export = Export(
-            project, export_id, destination, None if signals is None else frozenset(signals), granularity
+            project,
+            export_id,
+            destination,
+            None if signals is None else frozenset(signals),
+            granularity,
+            generation=secrets.token_hex(8),  # as the API does: tells it from an earlier one of the id
         )
         service.destinations.prepare(destination)
         service.store.put(export)
