@@ -51,6 +51,7 @@ def export_of(
         granularity=definition.granularity or Granularity.HOUR,
         webhook=definition.notify.webhook if definition.notify else None,
         webhook_secret=webhook_secret if definition.notify else None,
+        replay_placement=definition.replayPlacement,
     )
     if current is not None:
         return replace(export, enabled=current.enabled, status=current.status, generation=current.generation)
@@ -68,6 +69,7 @@ def definition_document(export: Export) -> dict[str, Any]:
     document: dict[str, Any] = {
         "destination": {"type": destination.kind, "uri": destination.account_url + "/"},
         "signals": "all" if export.signals is None else rules.distinct(export.signals),
+        "replayPlacement": export.replay_placement.value,
     }
     if isinstance(destination, AdlsDestination):
         document["destination"]["path"] = _path(destination)
@@ -106,6 +108,7 @@ def export_out(record: ExportRecord) -> ExportOut:
             if export.webhook
             else None
         ),
+        replayPlacement=export.replay_placement,
         enabled=export.enabled,
         status=export.status,
         createdAt=record.created_at,

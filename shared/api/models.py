@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from shared.api import rules
-from shared.model import ExportStatus, Granularity
+from shared.model import ExportStatus, Granularity, ReplayPlacement
 
 _REQUEST = ConfigDict(extra="forbid", hide_input_in_errors=True, str_strip_whitespace=False)
 
@@ -145,6 +145,15 @@ class ExportDefinition(BaseModel):
         SignalSelection, Field(description='`"all"`, or the names of the signals to export.')
     ] = "all"
     notify: NotifyIn | None = None
+    replayPlacement: Annotated[
+        ReplayPlacement,
+        Field(
+            description="Where signals replayed after an outage go. `current` (default): in the folder of "
+            "the time of the replay, where a reader that moves forward through the folders finds them. "
+            "`original`: back in their own time bucket, beside the live file, for readers that partition "
+            "by event time and re-read old folders."
+        ),
+    ] = ReplayPlacement.CURRENT
 
     @field_validator("granularity")
     @classmethod
@@ -192,6 +201,7 @@ class ExportPatch(BaseModel):
     granularity: Granularity | None = None
     signals: SignalSelection | None = None
     notify: NotifyPatch | None = None
+    replayPlacement: ReplayPlacement | None = None
 
     @field_validator("signals", mode="before")
     @classmethod
@@ -227,6 +237,7 @@ class ExportOut(BaseModel):
     granularity: Granularity | None = None
     signals: Literal["all"] | list[str]
     notify: NotifyOut | None = None
+    replayPlacement: ReplayPlacement = ReplayPlacement.CURRENT
     enabled: bool = Field(description="false after `disable`: nothing is written nor kept.")
     status: ExportStatus = Field(
         description="The service's view of the export's health: `active`, `postponed` (kept in the "

@@ -193,3 +193,21 @@ def test_putting_the_same_definition_again_changes_nothing(
     again = client.put(url, json=body, headers={**writer, "If-Match": first.headers["ETag"]})
     assert first.status_code == 201 and again.status_code == 200
     assert again.json() == first.json()
+
+
+def test_replay_placement_is_set_read_and_patched(
+    client: TestClient, writer: dict[str, str], storage: Storage, project: str, service: Runtime
+) -> None:
+    """`replayPlacement`: "current" unless asked; "original" kept in the store and shown; patched back;
+    any other value refused at its field."""
+    url = export_url(project, "placement")
+    created = client.put(url, json=storage.adls(), headers=writer).json()
+    assert created["replayPlacement"] == "current"
+    original = client.patch(url, json={"replayPlacement": "original"}, headers=writer)
+    assert original.status_code == 200, original.text
+    assert original.json()["replayPlacement"] == "original"
+    assert service.store.get(project, "placement")[0].replay_placement.value == "original"
+    refused = client.patch(url, json={"replayPlacement": "sometime"}, headers=writer)
+    assert refused.status_code == 400 and refused.json()["error"]["target"] == "replayPlacement"
+    back = client.patch(url, json={"replayPlacement": "current"}, headers=writer)
+    assert back.json()["replayPlacement"] == "current"

@@ -138,6 +138,18 @@ export const FIELDS = [
     read: (item) => (Array.isArray(item.signals) ? item.signals.join("\n") : ""),
   },
   {
+    name: "replayPlacement",
+    group: "options",
+    label: "Where signals go after an outage",
+    type: "radio",
+    options: [
+      { value: "current", label: "With the signals of the time they are replayed (readers moving forward find them)" },
+      { value: "original", label: "Back in their own hour or day (for readers that re-read old folders)" },
+    ],
+    initial: "current",
+    read: (item) => item.replayPlacement || "current",
+  },
+  {
     name: "notify.webhook",
     group: "notify",
     label: "Webhook URL",

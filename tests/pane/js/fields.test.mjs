@@ -29,6 +29,7 @@ test("a new ADLS Gen2 export's form gives the seeds' definition", () => {
     destination: { type: "adls", uri: "https://acct.dfs.core.windows.net/", sharedKey: "a2V5", path: "fs/dir/" },
     granularity: "hour",
     signals: "all",
+    replayPlacement: "current",
   });
 });
 
