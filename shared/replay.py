@@ -335,7 +335,8 @@ class Replayer:
         Signals are known by their sequence numbers (each backlog line carries its own): a signal held
         twice (by two owners of a partition at once, holding the file at different positions) is
         written once. Signals the live file holds after all (a write that failed may have landed) are
-        found by reading it from each backlog file's position and matching in order, and skipped."""
+        found by reading it from the earliest position it was held at and matching all its held
+        signals in order, and skipped."""
         blobs = [
             (blob, file_at(blob.name, item))
             for blob in self._backlog.list_blobs(name_starts_with=file.prefix, include=["metadata"])
@@ -343,28 +344,29 @@ class Replayer:
         if not blobs:
             return True
         sink = self._destinations.sink(export.destination)
-        same_destination = file.destination_id == destination_id(export.destination)
-        landed: set[int] = set()
-        done: set[int] = set()  # replayed by an earlier pass, or landed
+        held: dict[int, bytes] = {}  # every held signal of the live file, once
+        done: set[int] = set()  # replayed by an earlier pass
         pending: dict[int, bytes] = {}
         ends: dict[str, int] = {}
         starts: list[tuple[int, int]] = []
-        for blob, held in blobs:
+        for blob, place in blobs:
             raw = bytes(self._backlog.get_blob_client(blob.name).download_blob().readall())
             complete = raw[: raw.rfind(b"\n") + 1]
             start = int((blob.metadata or {}).get(REPLAYED, 0))
             ends[blob.name] = len(complete)
-            starts.append((held.position, start))
-            lines = _lines(complete)
-            if same_destination:
-                landed |= _landed(sink, held, lines)
+            starts.append((place.position, start))
             offset = 0
-            for sequence, data in lines:
+            for sequence, data in _lines(complete):
+                held.setdefault(sequence, data)
                 if offset < start:
                     done.add(sequence)
                 else:
                     pending.setdefault(sequence, data)
                 offset += len(sequence_line(sequence, data))
+        landed: set[int] = set()
+        if file.destination_id == destination_id(export.destination):
+            earliest = min(place.position for _, place in blobs)
+            landed = _landed(sink, file.path, earliest, sorted(held.items()))
         keep = [
             (sequence, pending[sequence]) for sequence in sorted(pending) if sequence not in landed | done
         ]
@@ -460,17 +462,19 @@ def sequence_line(sequence: int, data: bytes) -> bytes:
     return b"%d\t%s\n" % (sequence, data)
 
 
-def _landed(sink: FileSink, held: HeldFile, lines: list[Line]) -> set[int]:
-    """Sequence numbers of held signals that the live file holds after the position it was held at,
-    matched in order (shared.delivery.match_in_order): only runs of the file's sequence are ever
-    written there."""
+def _landed(sink: FileSink, path: str, position: int, lines: list[Line]) -> set[int]:
+    """Sequence numbers of held signals that the live file holds after all, found by reading it from
+    the earliest position it was held at and matching the file's held signals (of all its backlog
+    files, in sequence order) in order (shared.delivery.match_in_order). Exact: after a consistent
+    state the file holds one run of its sequence, and while any held signal is not in it, nothing but a
+    catch-up (the held signals first) is appended to it."""
     if not lines:
         return set()
-    length = sink.length(held.path) or 0
-    if length <= held.position:
+    length = sink.length(path) or 0
+    if length <= position:
         return set()
-    budget = sum(len(data) + 1 for _, data in lines)
-    region = sink.read(held.path, held.position, min(length, held.position + budget))
+    budget = 2 * sum(len(data) + 1 for _, data in lines) + 64 * 1024  # live lines may sit between
+    region = sink.read(path, position, min(length, position + budget))
     return {lines[index][0] for index, _ in match_in_order(region, lines)}
 
 

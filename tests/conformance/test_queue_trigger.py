@@ -270,7 +270,8 @@ def test_resume_and_replay_work_with_the_hosts_default_queue_decoding(
     export: Export = postponed["export"]
     assert resume(service, export).work_items >= 1
     QueueRunner(service.replay_queue, service.poison_queue, replay_backlog).drain()
-    assert calls and {(c.project_id, c.export_id) for c in calls} == {export.key}
+    # The queue is shared with the other tests' exports (the health check queues their backlogs too).
+    assert export.key in {(c.project_id, c.export_id) for c in calls}
     assert all_lines(customer.lake_files(postponed["fs"])) == traffic.lines()
     view = health_view(service, *export.key)
     progress = {key: view["replay"][key] for key in ("itemsLeft", "bytesLeft", "poisonedItems")}

@@ -242,23 +242,21 @@ class ExactlyOnce(RuleBasedStateMachine):
 
     def landed(self) -> dict[str, list[bytes]]:
         """Each live file's lines, plus the held signals the replay would write for it: those of all
-        its backlog files, once per sequence number, but for those any of them finds in the file from
-        its position, matched in order (shared.replay.Replayer._pass)."""
+        its backlog files, once per sequence number, but for those found in the file from the earliest
+        position it was held at, matched in order (shared.replay.Replayer._pass)."""
         result = {path: self.files.lines(path) for path in self.files.files}
         held: dict[str, dict[int, bytes]] = defaultdict(dict)
-        landed: dict[str, set[int]] = defaultdict(set)
+        earliest: dict[str, int] = {}
         for name, data in self.backlog.files.items():
             live, _, position = name.split("/", 4)[4].rpartition(HELD_AT)
-            lines = [parse_backlog_line(row) for row in bytes(data).split(b"\n")[:-1]]
-            region = bytes(self.files.files.get(live, b""))[int(position) :]
-            landed[live] |= {lines[index][0] for index, _ in match_in_order(region, lines)}
-            for sequence, line in lines:
+            earliest[live] = min(earliest.get(live, int(position)), int(position))
+            for sequence, line in (parse_backlog_line(row) for row in bytes(data).split(b"\n")[:-1]):
                 held[live].setdefault(sequence, line)
-        for live, lines_by_sequence in held.items():
-            kept = [
-                line for sequence, line in sorted(lines_by_sequence.items()) if sequence not in landed[live]
-            ]
-            result[live] = result.get(live, []) + kept
+        for live, by_sequence in held.items():
+            lines = sorted(by_sequence.items())
+            region = bytes(self.files.files.get(live, b""))[earliest[live] :]
+            landed = {lines[index][0] for index, _ in match_in_order(region, lines)}
+            result[live] = result.get(live, []) + [line for sequence, line in lines if sequence not in landed]
         return result
 
     @invariant()
@@ -348,4 +346,25 @@ def test_a_stale_hold_keeps_the_file_held_until_its_backlog_is_written() -> None
     state.lose_partition(who=0)
     state.produce(name="a", identical=True, count=1)
     state.process(who=0, size=1, crash=None)
+    state.each_signal_once_in_order()
+
+
+def test_held_signals_are_judged_together_from_the_earliest_held_position() -> None:
+    """Found by the machine: a catch-up wrote one backlog file's signal at another's position, so a
+    backlog file judged alone from its own position misread the file. All the file's held signals are
+    judged together, from the earliest position."""
+    state = ExactlyOnceWithFailures()
+    state.produce(name="a", identical=True, count=1)
+    state.process(who=1, size=1, crash=None)
+    state.produce(name="a", identical=True, count=1)
+    state.process(who=0, size=2, crash=None)
+    state.produce(name="c", identical=True, count=1)
+    state.destination_down(kind="definite")
+    state.process(who=1, size=2, crash=None)
+    state.produce(name="a", identical=False, count=1)
+    state.lose_partition(who=0)
+    state.produce(name="c", identical=True, count=1)
+    state.process(who=0, size=2, crash=None)
+    state.destination_up()
+    state.process(who=1, size=1, crash=None)
     state.each_signal_once_in_order()

@@ -12,6 +12,7 @@ const lake = {
   destination: { type: "adls", uri: "https://acct.dfs.core.windows.net/", path: "fs/dir/", hasSharedKey: true },
   granularity: "day",
   signals: ["a", "b"],
+  replayPlacement: "original",
   enabled: true,
   status: "active",
 };
@@ -49,6 +50,7 @@ test("an export read back fills the form, and the form gives the same definition
     destination: { type: "adls", uri: lake.destination.uri, path: "fs/dir/" },
     granularity: "day",
     signals: ["a", "b"],
+    replayPlacement: "original",
   });
 });
 
