@@ -19,7 +19,15 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.model import AdlsDestination, BlobDestination, Destination, Export, ExportStatus, Granularity
+from shared.model import (
+    AdlsDestination,
+    BlobDestination,
+    Destination,
+    Export,
+    ExportStatus,
+    Granularity,
+    LocationOption,
+)
 from shared.secrets import KeyBox
 
 log = logging.getLogger("signals_export.store")
@@ -147,6 +155,11 @@ class ExportStore:
             entity["directory"] = destination.directory
         else:
             entity["container"] = destination.container
+        if export.location is not None:  # absent when off: entities written before it read the same
+            option = export.location
+            entity["location"] = orjson.dumps(
+                {"ip_field": option.ip_field, "key": option.key, "anonymize": option.anonymize}
+            ).decode()
         return entity
 
     def from_entity(self, entity: Any) -> Export:
@@ -175,6 +188,7 @@ class ExportStore:
                 if entity.get("sealed_webhook_secret")
                 else None
             ),
+            location=LocationOption(**orjson.loads(entity["location"])) if entity.get("location") else None,
         )
 
 
