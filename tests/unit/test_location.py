@@ -57,6 +57,14 @@ def locator(reader: Any) -> Locator:
     return Locator(reader.get)
 
 
+def both(line: bytes, option: LocationOption, locator: Locator) -> tuple[bytes, Outcome]:
+    """What `enrich` makes of a line, checked equal to what `enrich_lines` makes of it once its client
+    is known (its shortcut for compact lines of known clients)."""
+    single = enrich(line, option, locator)
+    assert enrich_lines([(3, line)], option, locator) == ([(3, single[0])], Counter({single[1]: 1}))
+    return single
+
+
 def member(location: dict[str, Any], key: str = "location") -> bytes:
     return b"," + orjson.dumps(key) + b":" + orjson.dumps(location)
 
@@ -67,7 +75,7 @@ def member(location: dict[str, Any], key: str = "location") -> bytes:
 def test_an_ipv4_client_is_located_and_its_last_octet_zeroed_nothing_else_changes(locator: Locator) -> None:
     """The location member is inserted before the final brace and the address anonymised in place."""
     line = b'{"name":"request","clientIp":"81.2.69.160","duration":1.50,"ok":true}'
-    enriched, outcome = enrich(line, CLIENT_IP, locator)
+    enriched, outcome = both(line, CLIENT_IP, locator)
     assert outcome is Outcome.LOCATED
     assert enriched == (
         b'{"name":"request","clientIp":"81.2.69.0","duration":1.50,"ok":true'
@@ -86,7 +94,7 @@ def test_an_ipv6_client_is_located_and_its_last_80_bits_zeroed(locator: Locator)
     """2a02:cf40:1234:5678:9abc:def0:1:2 keeps its first 48 bits: 2a02:cf40:1234::."""
     line = b'{"name":"pageView","context":{"location":{"ip":"' + FULL_V6.encode() + b'"}}}'
     option = LocationOption("/context/location/ip", key="geo")
-    enriched, outcome = enrich(line, option, locator)
+    enriched, outcome = both(line, option, locator)
     assert outcome is Outcome.LOCATED
     assert enriched == (
         b'{"name":"pageView","context":{"location":{"ip":"2a02:cf40:1234::"}}'
@@ -114,7 +122,7 @@ def test_only_the_fields_the_database_knows_are_written(
 ) -> None:
     """A range without a city, or without a subdivision, gives a location without them."""
     line = b'{"clientIp":"' + address.encode() + b'"}'
-    enriched, outcome = enrich(line, KEEP_ADDRESS, locator)
+    enriched, outcome = both(line, KEEP_ADDRESS, locator)
     assert outcome is Outcome.LOCATED
     assert enriched == line[:-1] + member(expected) + b"}"
 
@@ -122,14 +130,14 @@ def test_only_the_fields_the_database_knows_are_written(
 def test_without_anonymisation_the_address_stays_byte_for_byte(locator: Locator) -> None:
     """anonymize off: only the location member is added."""
     line = b'{"clientIp":"81.2.69.160","name":"x"}'
-    enriched, outcome = enrich(line, KEEP_ADDRESS, locator)
+    enriched, outcome = both(line, KEEP_ADDRESS, locator)
     assert (outcome, enriched) == (Outcome.LOCATED, line[:-1] + member(LOCATIONS[FULL_V4]) + b"}")
 
 
 def test_an_ipv4_mapped_ipv6_address_is_located_as_its_ipv4_and_keeps_its_form(locator: Locator) -> None:
     """::ffff:81.2.69.160 (a dual-stack server's view of an IPv4 client) is located and written ::ffff:81.2.69.0."""
     line = b'{"clientIp":"::ffff:81.2.69.160"}'
-    enriched, outcome = enrich(line, CLIENT_IP, locator)
+    enriched, outcome = both(line, CLIENT_IP, locator)
     assert (outcome, enriched) == (
         Outcome.LOCATED,
         b'{"clientIp":"::ffff:81.2.69.0"' + member(LOCATIONS[FULL_V4]) + b"}",
@@ -139,7 +147,7 @@ def test_an_ipv4_mapped_ipv6_address_is_located_as_its_ipv4_and_keeps_its_form(l
 def test_whitespace_around_tokens_and_after_the_object_is_kept(locator: Locator) -> None:
     """A body with spaces keeps them all; the member goes right before the final brace."""
     line = b'  { "clientIp" :  "81.2.69.160" ,\t"n" : [ 1 , 2 ] }  \t'
-    enriched, _ = enrich(line, CLIENT_IP, locator)
+    enriched, _ = both(line, CLIENT_IP, locator)
     assert (
         enriched
         == b'  { "clientIp" :  "81.2.69.0" ,\t"n" : [ 1 , 2 ] ' + member(LOCATIONS[FULL_V4]) + b"}  \t"
@@ -176,7 +184,7 @@ def test_whitespace_around_tokens_and_after_the_object_is_kept(locator: Locator)
 def test_a_private_or_reserved_address_is_left_as_sent(locator: Locator, address: str) -> None:
     """No location, no anonymisation: the line itself, counted not-public."""
     line = b'{"clientIp":"' + address.encode() + b'"}'
-    enriched, outcome = enrich(line, CLIENT_IP, locator)
+    enriched, outcome = both(line, CLIENT_IP, locator)
     assert (outcome, enriched) == (Outcome.NOT_PUBLIC, line)
     assert enriched is line
 
@@ -203,7 +211,7 @@ def test_a_private_or_reserved_address_is_left_as_sent(locator: Locator, address
 def test_a_malformed_address_is_left_as_sent(locator: Locator, value: str) -> None:
     """Anything that is not an IPv4 or IPv6 address in its usual text form: the line itself."""
     line = b'{"clientIp":' + json.dumps(value).encode() + b"}"
-    enriched, outcome = enrich(line, CLIENT_IP, locator)
+    enriched, outcome = both(line, CLIENT_IP, locator)
     assert (outcome, enriched) == (Outcome.INVALID_ADDRESS, line)
 
 
@@ -213,7 +221,7 @@ def test_a_malformed_address_is_left_as_sent(locator: Locator, value: str) -> No
 def test_a_value_that_is_not_a_string_is_left_as_sent(locator: Locator, value: bytes) -> None:
     """A number, null, boolean, object or array at the pointer: the line itself, counted not-a-string."""
     line = b'{"clientIp":' + value + b"}"
-    assert enrich(line, CLIENT_IP, locator) == (line, Outcome.NOT_A_STRING)
+    assert both(line, CLIENT_IP, locator) == (line, Outcome.NOT_A_STRING)
 
 
 @pytest.mark.parametrize(
@@ -231,7 +239,7 @@ def test_a_value_that_is_not_a_string_is_left_as_sent(locator: Locator, value: b
 )
 def test_a_signal_without_the_field_is_left_as_sent(locator: Locator, line: bytes, pointer: str) -> None:
     """Nothing at the pointer (absent name, other case, past an array's end, `-`, leading zeros): as sent."""
-    assert enrich(line, LocationOption(pointer), locator) == (line, Outcome.MISSING_FIELD)
+    assert both(line, LocationOption(pointer), locator) == (line, Outcome.MISSING_FIELD)
 
 
 @pytest.mark.parametrize(
@@ -244,13 +252,13 @@ def test_a_signal_without_the_field_is_left_as_sent(locator: Locator, line: byte
 )
 def test_a_signal_that_already_has_the_key_is_left_as_sent(locator: Locator, line: bytes) -> None:
     """Its own `location` is not overwritten, and its address not touched."""
-    assert enrich(line, CLIENT_IP, locator) == (line, Outcome.KEY_PRESENT)
+    assert both(line, CLIENT_IP, locator) == (line, Outcome.KEY_PRESENT)
 
 
 def test_the_key_counts_only_at_top_level(locator: Locator) -> None:
     """A nested `location` is the signal's business: the top-level member is still added."""
     line = b'{"context":{"location":{"ip":"81.2.69.160"}}}'
-    enriched, outcome = enrich(line, LocationOption("/context/location/ip"), locator)
+    enriched, outcome = both(line, LocationOption("/context/location/ip"), locator)
     assert outcome is Outcome.LOCATED
     assert enriched == b'{"context":{"location":{"ip":"81.2.69.0"}}' + member(LOCATIONS[FULL_V4]) + b"}"
 
@@ -261,23 +269,23 @@ def test_an_address_the_database_does_not_know_is_anonymised_without_a_location(
 ) -> None:
     """Public but unknown: the option promises an anonymised address, so it is; nothing is added."""
     line = b'{"clientIp":"' + address.encode() + b'"}'
-    assert enrich(line, CLIENT_IP, locator) == (
+    assert both(line, CLIENT_IP, locator) == (
         b'{"clientIp":"' + anonymised.encode() + b'"}',
         Outcome.UNKNOWN_ADDRESS,
     )
-    assert enrich(line, KEEP_ADDRESS, locator) == (line, Outcome.UNKNOWN_ADDRESS)
+    assert both(line, KEEP_ADDRESS, locator) == (line, Outcome.UNKNOWN_ADDRESS)
 
 
 def test_a_record_without_any_location_field_counts_as_unknown(locator: Locator) -> None:
     """A range that only has a registered country (no continent, country, subdivision or city)."""
     line = b'{"clientIp":"' + REGISTERED_ONLY_V4.encode() + b'"}'
-    assert enrich(line, KEEP_ADDRESS, locator) == (line, Outcome.UNKNOWN_ADDRESS)
+    assert both(line, KEEP_ADDRESS, locator) == (line, Outcome.UNKNOWN_ADDRESS)
 
 
 def test_without_a_database_addresses_are_still_anonymised() -> None:
     """The database could not be loaded: no location, but a public address is not exported in full."""
     line = b'{"clientIp":"81.2.69.160","v6":"' + FULL_V6.encode() + b'"}'
-    enriched, outcome = enrich(line, CLIENT_IP, Locator(None))
+    enriched, outcome = both(line, CLIENT_IP, Locator(None))
     assert (enriched, outcome) == (
         b'{"clientIp":"81.2.69.0","v6":"' + FULL_V6.encode() + b'"}',
         Outcome.NO_DATABASE,
@@ -289,7 +297,7 @@ def test_without_a_database_addresses_are_still_anonymised() -> None:
 )
 def test_a_line_that_is_not_a_json_object_is_left_as_sent(locator: Locator, line: bytes) -> None:
     """Never a valid signal, but never an exception either: the line itself."""
-    assert enrich(line, CLIENT_IP, locator) == (line, Outcome.NOT_AN_OBJECT)
+    assert both(line, CLIENT_IP, locator) == (line, Outcome.NOT_AN_OBJECT)
 
 
 def test_an_ipv6_address_against_an_ipv4_only_database_is_unknown(tmp_path: Path) -> None:
@@ -297,8 +305,8 @@ def test_an_ipv6_address_against_an_ipv4_only_database_is_unknown(tmp_path: Path
     v4 = {network: record for network, record in CITY_DATABASE.items() if ":" not in network}
     with maxminddb.open_database(str(write_database(tmp_path / "v4.mmdb", v4, ip_version=4))) as reader:
         line = b'{"clientIp":"' + FULL_V6.encode() + b'"}'
-        assert enrich(line, KEEP_ADDRESS, Locator(reader.get)) == (line, Outcome.UNKNOWN_ADDRESS)
-        assert enrich(b'{"clientIp":"81.2.69.160"}', KEEP_ADDRESS, Locator(reader.get))[1] is Outcome.LOCATED
+        assert both(line, KEEP_ADDRESS, Locator(reader.get)) == (line, Outcome.UNKNOWN_ADDRESS)
+        assert both(b'{"clientIp":"81.2.69.160"}', KEEP_ADDRESS, Locator(reader.get))[1] is Outcome.LOCATED
 
 
 # -- JSON escapes and lookalikes -------------------------------------------------------------------
@@ -308,7 +316,7 @@ def test_an_address_spelt_with_escapes_is_replaced_by_its_plain_anonymised_form(
     """`"\\u00381.2.69.160"` is 81.2.69.160: located; anonymised, its token becomes `"81.2.69.0"`;
     a plain copy of the same address elsewhere is not touched."""
     line = b'{"other":"81.2.69.160","clientIp":"\\u00381.2.69.16\\u0030","n":1}'
-    enriched, outcome = enrich(line, CLIENT_IP, locator)
+    enriched, outcome = both(line, CLIENT_IP, locator)
     assert outcome is Outcome.LOCATED
     assert (
         enriched == b'{"other":"81.2.69.160","clientIp":"81.2.69.0","n":1' + member(LOCATIONS[FULL_V4]) + b"}"
@@ -318,14 +326,14 @@ def test_an_address_spelt_with_escapes_is_replaced_by_its_plain_anonymised_form(
 def test_an_address_spelt_with_escapes_stays_as_sent_without_anonymisation(locator: Locator) -> None:
     """anonymize off: the escaped spelling is kept byte for byte, the location added."""
     line = b'{"clientIp":"\\u00381.2.69.160"}'
-    enriched, _ = enrich(line, KEEP_ADDRESS, locator)
+    enriched, _ = both(line, KEEP_ADDRESS, locator)
     assert enriched == line[:-1] + member(LOCATIONS[FULL_V4]) + b"}"
 
 
 def test_a_name_spelt_with_escapes_is_the_same_name(locator: Locator) -> None:
     """`"client\\u0049p"` is the member clientIp."""
     line = b'{"client\\u0049p":"81.2.69.160"}'
-    enriched, outcome = enrich(line, CLIENT_IP, locator)
+    enriched, outcome = both(line, CLIENT_IP, locator)
     assert (outcome, enriched) == (
         Outcome.LOCATED,
         b'{"client\\u0049p":"81.2.69.0"' + member(LOCATIONS[FULL_V4]) + b"}",
@@ -362,7 +370,7 @@ def test_a_name_spelt_with_escapes_is_the_same_name(locator: Locator) -> None:
 )
 def test_only_the_token_at_the_pointer_is_anonymised(locator: Locator, line: bytes, expected: bytes) -> None:
     """The same address elsewhere (nested, as a name, inside another string, a duplicate name) is kept."""
-    enriched, outcome = enrich(line, CLIENT_IP, locator)
+    enriched, outcome = both(line, CLIENT_IP, locator)
     assert outcome is Outcome.LOCATED
     assert enriched == expected + member(LOCATIONS[FULL_V4]) + b"}"
 
@@ -383,7 +391,7 @@ def test_only_the_token_at_the_pointer_is_anonymised(locator: Locator, line: byt
 )
 def test_pointers_follow_rfc_6901(locator: Locator, line: bytes, pointer: str, expected: bytes) -> None:
     """~1 is '/', ~0 is '~', an array takes an index, the empty name is a name."""
-    enriched, outcome = enrich(line, LocationOption(pointer), locator)
+    enriched, outcome = both(line, LocationOption(pointer), locator)
     assert (outcome, enriched) == (Outcome.LOCATED, expected + member(LOCATIONS[FULL_V4]) + b"}")
 
 
@@ -449,7 +457,7 @@ def test_a_locator_forgets_everything_when_full_and_stays_correct() -> None:
     """Past `remember` addresses the memory starts again; answers do not change."""
     locator = Locator(lambda address: CITY_DATABASE["81.2.69.0/24"], remember=3)
     for last in range(1, 20):
-        assert enrich(b'{"clientIp":"81.2.69.%d"}' % last, CLIENT_IP, locator)[1] is Outcome.LOCATED
+        assert both(b'{"clientIp":"81.2.69.%d"}' % last, CLIENT_IP, locator)[1] is Outcome.LOCATED
 
 
 # -- records of other shapes -----------------------------------------------------------------------

@@ -4,7 +4,9 @@ replaced and the location member inserted; and no input makes it raise."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+from collections import Counter
 from itertools import pairwise
 from random import Random
 from typing import Any
@@ -13,7 +15,7 @@ import orjson
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from shared.location import Locator, OptionError, Outcome, enrich, pointer_tokens
+from shared.location import Locator, OptionError, Outcome, anonymized, enrich, enrich_lines, pointer_tokens
 from shared.model import LocationOption
 from tests.geodata import CITY_DATABASE, FULL_V4, FULL_V6, LOCATIONS, NO_CITY_V4, UNKNOWN_V4
 
@@ -278,3 +280,39 @@ def test_any_text_is_a_pointer_or_refused_clearly(text: str) -> None:
     except OptionError as refused:
         error = refused
     assert error is None or "location.ipField" in str(error)
+
+
+@PROPERTY
+@given(number=st.integers(0, 2**128 - 1))
+def test_an_anonymised_ipv6_address_is_written_as_ipaddress_writes_it(number: int) -> None:
+    """The hand-built text of an IPv6 address with its last 80 bits zeroed is RFC 5952's, as `str` gives."""
+    address = ipaddress.IPv6Address(number)
+    assume(address.ipv4_mapped is None)
+    assert anonymized(address) == str(ipaddress.IPv6Address(number & ~((1 << 80) - 1)))
+
+
+@PROPERTY
+@given(number=st.integers(0, 2**32 - 1))
+def test_an_ipv4_client_is_anonymised_the_same_whatever_the_path(number: int) -> None:
+    """The address's last octet is zeroed, by the text shortcut for a new client as by `anonymized`."""
+    text = str(ipaddress.IPv4Address(number))
+    expected = str(ipaddress.IPv4Address(number & ~0xFF))
+    assert anonymized(ipaddress.IPv4Address(number)) == expected
+    located = Locator(lambda address: None).address(text)
+    if located[0] is Outcome.UNKNOWN_ADDRESS:
+        assert located[2] in {None, b'"' + expected.encode() + b'"'}
+
+
+@MAIN_PROPERTY
+@given(generated=documents(), anonymize=st.booleans(), ascii_only=st.booleans())
+def test_a_batch_gives_each_line_what_a_single_line_gives(
+    generated: tuple[dict[str, Any], list[str | int], str], anonymize: bool, ascii_only: bool
+) -> None:
+    """enrich_lines (with its shortcut for compact lines of known clients) and enrich agree, line by line."""
+    document, path, address = generated
+    option = LocationOption(pointer(path), anonymize=anonymize)
+    assume(len(option.ip_field) <= 512)
+    line = json.dumps(plain(document, address), separators=(",", ":"), ensure_ascii=ascii_only).encode()
+    known = locator()
+    single = enrich(line, option, known)  # also makes the client known, as a busy client is
+    assert enrich_lines([(7, line)], option, known) == ([(7, single[0])], Counter({single[1]: 1}))
