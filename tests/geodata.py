@@ -61,6 +61,22 @@ CITY_DATABASE: dict[str, dict[str, Any]] = {
     "2a02:cf40::/32": place(("EU", "Europe"), ("NO", "Fjordland"), ("Fylke",), "Testby"),
 }
 
+RENAMED_DATABASE: dict[str, dict[str, Any]] = {
+    "81.2.69.0/24": place(("EU", "Europe"), ("GB", "Testshire Kingdom"), (), "Renamedton"),
+}
+"""A later version of the database, in which FULL_V4's city has another name."""
+
+
+class Clock:
+    """A monotonic clock the test moves by hand (the database's check interval, without sleeping)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 LOCATIONS: dict[str, dict[str, Any]] = {
     FULL_V4: {
         "continent": "Europe",

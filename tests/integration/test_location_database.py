@@ -15,21 +15,12 @@ from shared.geo import BlobSource, GeoDatabase, location_database
 from shared.location import Outcome, enrich
 from shared.model import LocationOption
 from shared.runtime import Runtime
-from tests.geodata import place, write_database
+from tests.geodata import RENAMED_DATABASE, Clock, write_database
 
 pytestmark = pytest.mark.integration
 
 LINE = b'{"clientIp":"81.2.69.160"}'
 OPTION = LocationOption("/clientIp")
-RENAMED = {"81.2.69.0/24": place(("EU", "Europe"), ("GB", "Testshire Kingdom"), (), "Renamedton")}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def city(database: GeoDatabase) -> str | None:
@@ -54,7 +45,7 @@ def test_a_blob_database_is_downloaded_opened_and_replaced(service: Runtime, tmp
     assert database.extension is True
     assert list(downloads.iterdir()) == []
 
-    blob.upload_blob(write_database(tmp_path / "v2.mmdb", RENAMED).read_bytes(), overwrite=True)
+    blob.upload_blob(write_database(tmp_path / "v2.mmdb", RENAMED_DATABASE).read_bytes(), overwrite=True)
     assert city(database) == "Sampleton"  # not checked yet
     clock.now += 60
     assert city(database) == "Renamedton"

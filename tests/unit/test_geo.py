@@ -19,19 +19,10 @@ from shared.geo import BlobSource, Fetched, FileSource, GeoDatabase, SourceUnava
 from shared.location import Outcome, enrich
 from shared.model import LocationOption
 from shared.settings import Settings
-from tests.geodata import CITY_DATABASE, FULL_V4, LOCATIONS, place, write_database
+from tests.geodata import CITY_DATABASE, FULL_V4, LOCATIONS, RENAMED_DATABASE, Clock, write_database
 
 CLIENT = b'{"clientIp":"81.2.69.160"}'
 OPTION = LocationOption("/clientIp", anonymize=False)
-RENAMED = {"81.2.69.0/24": place(("EU", "Europe"), ("GB", "Testshire Kingdom"), (), "Renamedton")}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def city_of(database: GeoDatabase, line: bytes = CLIENT) -> str | None:
@@ -75,7 +66,7 @@ def test_a_replaced_file_is_opened_again_once_the_check_is_due(tmp_path: Path) -
     database = GeoDatabase(FileSource(str(path)), check_every=300, clock=clock)
     first = database.locator()
     assert city_of(database) == "Sampleton"
-    write_database(path, RENAMED)
+    write_database(path, RENAMED_DATABASE)
     clock.now += 299
     assert database.locator() is first and city_of(database) == "Sampleton"
     clock.now += 1
@@ -115,7 +106,7 @@ def test_a_broken_replacement_keeps_the_loaded_version_and_is_tried_again(tmp_pa
     os.replace(broken, path)
     clock.now += 300
     assert city_of(database) == "Sampleton"
-    write_database(path, RENAMED)
+    write_database(path, RENAMED_DATABASE)
     clock.now += 29
     assert city_of(database) == "Sampleton"
     clock.now += 1
@@ -197,7 +188,7 @@ def test_threads_enrich_while_the_file_is_replaced(tmp_path: Path) -> None:
     for thread in threads:
         thread.start()
     for round_ in range(10):
-        write_database(path, RENAMED if round_ % 2 == 0 else CITY_DATABASE)
+        write_database(path, RENAMED_DATABASE if round_ % 2 == 0 else CITY_DATABASE)
         clock.now += 1
         database.locator()
     stop.set()
