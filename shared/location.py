@@ -4,12 +4,12 @@ Pure. A signal line is the body's exact bytes; enriching it changes exactly two 
 else: the member `,"<key>":{...}` is inserted before the object's final `}`, and, when anonymising, the
 client address's string token is replaced by the anonymised address. The body is never re-serialised.
 
-pysimdjson finds the value at the export's JSON pointer (one parser per thread). Its bytes are then
-located without rebuilding anything: the address's plain spelling `"1.2.3.4"` is searched for as a
-value token (a quote not escaped, not followed by `:`). When the body holds no backslash, no string
-in it is escaped, so a single such token is the one at the pointer; otherwise each candidate is
-confirmed by parsing the body with it replaced, and a value spelled with escapes (`"\\u0031.2.3.4"`)
-is found by walking the path through the raw bytes.
+pysimdjson reads the value at the export's JSON pointer (one parser per thread); the address's token
+is then found in the raw bytes. In a line without a backslash no string is escaped, so every name is
+spelt plainly and a name that occurs once is the pointer's member: the usual signal costs a few
+searches, one parse and one join (`_quick`). Otherwise (`_enrich`) each plain candidate
+`"<name>":"<address>"` is confirmed by parsing the line with it replaced, and an address or a name
+spelt with escapes (`"\\u0031.2.3.4"`) is found by walking the path through the raw bytes.
 
 A signal that cannot be enriched is exported unchanged and counted by its `Outcome`, never dropped. A
 public address is anonymised whenever the option says so, even when the database does not know it.
@@ -368,9 +368,10 @@ def _quick(plan: _Plan, locator: Locator, parse: Callable[[bytes], Any]) -> Call
         at = line.find(last)
         if at < 0 or line.find(last, at + 1) >= 0 or (nested and quoted_first not in line):
             return None  # no such name (a skipped signal), or more than one: the general way decides
-        at += len(last) + 1  # compact `"name":"value"`; spaced JSON goes the general way
-        if line[at - 1] != _COLON:
+        at += len(last)  # compact `"name":"value"`; spaced JSON goes the general way
+        if at >= len(line) or line[at] != _COLON:
             return None
+        at += 1
         try:
             document = parse(line)
         except (ValueError, TypeError):
@@ -432,8 +433,8 @@ _NOT_AN_OBJECT: Final = Outcome.NOT_AN_OBJECT
 def _enrich(
     line: bytes, plan: _Plan, locator: Locator, parse: Callable[[bytes], Any]
 ) -> tuple[bytes, Outcome]:
-    """The hot path: per signal, one parse, one dict lookup of the address, a search for its token
-    when anonymising, one join."""
+    """Any line, any case: one parse, the names, the address's outcome, its token's span when
+    anonymising (`_span`), one join."""
     try:
         document = parse(line)
     except (ValueError, TypeError):  # UnicodeDecodeError included

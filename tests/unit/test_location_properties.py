@@ -219,13 +219,36 @@ def test_a_body_that_has_the_key_is_exported_as_sent(
     assert enrich(line, LocationOption(pointer(path)), locator()) == (line, Outcome.KEY_PRESENT)
 
 
+FRAGMENTS = [
+    b'"clientIp"',
+    b":",
+    b'"81.2.69.160"',
+    b"{",
+    b"}",
+    b",",
+    b'"location"',
+    b"[",
+    b"]",
+    b"\\",
+    b" ",
+    b"1",
+]
+
+
 @PROPERTY
-@given(line=st.binary(max_size=200))
+@given(
+    line=st.one_of(st.binary(max_size=200), st.lists(st.sampled_from(FRAGMENTS), max_size=12).map(b"".join))
+)
 def test_arbitrary_bytes_never_raise(line: bytes) -> None:
-    """Any bytes: the line itself (not an object), or a valid enriched object."""
-    enriched, outcome = enrich(line, LocationOption("/clientIp"), locator())
+    """Any bytes, alone or in a batch: the line itself (not an object), or a valid enriched object."""
+    known = locator()
+    enriched, outcome = enrich(line, LocationOption("/clientIp"), known)
     assert enriched == line or json.loads(enriched)["location"]
     assert isinstance(outcome, Outcome)
+    assert enrich_lines([(1, line)], LocationOption("/clientIp"), known) == (
+        [(1, enriched)],
+        Counter({outcome: 1}),
+    )
 
 
 @PROPERTY
