@@ -64,9 +64,8 @@ class DatabaseSource(Protocol):
 
 
 class FileSource:
-    """A file on the instance. Replace it atomically (write beside it, then rename over it, as
-    MaxMind's geoipupdate does): the reader maps the file, and a file rewritten in place under it
-    would be read half old, half new."""
+    """A file on the instance. Replace it atomically (write beside it, then rename over it): the
+    reader maps the file, and a file rewritten in place under it would be read half old, half new."""
 
     def __init__(self, path: str) -> None:
         self.path = path

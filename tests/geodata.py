@@ -108,7 +108,7 @@ def write_database(
     database_type: str = "Test-City",
 ) -> Path:
     """A MaxMind DB file at `path` holding `networks` (CIDR -> record), written beside and renamed
-    over the path, as an operator (or geoipupdate) replaces it."""
+    over the path, as infra/README.md tells an operator to replace it."""
     writer = MMDBWriter(
         ip_version=ip_version,
         ipv4_compatible=ip_version == 6,
