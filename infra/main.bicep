@@ -134,6 +134,9 @@ param backlogRetentionDays int = 7
 @description('EXPORT_CACHE_SECONDS: how long an instance caches the list of exports.')
 param exportCacheSeconds int = 30
 
+@description('LOCATION_DATABASE_BLOB: <container>/<blob> of a MaxMind DB file (GeoLite2/GeoIP2 City) in the service\'s storage; empty: no location option (infra/README.md, Location database).')
+param locationDatabaseBlob string = ''
+
 @minValue(30)
 @maxValue(730)
 @description('Log Analytics retention, in days: 30 to 730 on the PerGB2018 tier.')
@@ -183,6 +186,7 @@ module resources 'app/resources.bicep' = {
     healthSchedule: healthSchedule
     backlogRetentionDays: backlogRetentionDays
     exportCacheSeconds: exportCacheSeconds
+    locationDatabaseBlob: locationDatabaseBlob
     logRetentionInDays: logRetentionInDays
   }
 }

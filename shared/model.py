@@ -72,6 +72,19 @@ Destination = AdlsDestination | BlobDestination
 
 
 @dataclass(frozen=True, slots=True)
+class LocationOption:
+    """Add the location of the client IP address to each signal, as Application Insights' export did.
+
+    `ip_field` is a JSON pointer (RFC 6901) to the address's string field; the location goes under the
+    top-level member `key`; `anonymize` zeroes the address's last octet (IPv4) or last 80 bits (IPv6)
+    in the output. How a signal is enriched is shared.location's."""
+
+    ip_field: str
+    key: str = "location"
+    anonymize: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Export:
     """One customer export: which signals of a project go where."""
 
@@ -86,6 +99,7 @@ class Export:
     webhook_secret: Secret | None = None  # signs the notifications
     generation: str = ""  # set when the export is created: tells it from an earlier one of the same id
     replay_placement: ReplayPlacement = ReplayPlacement.CURRENT
+    location: LocationOption | None = None  # enrich signals with their client's location
 
     def selects(self, name: str) -> bool:
         """Whether a signal of this name belongs to the export."""

@@ -7,11 +7,15 @@ README can be checked against one list (see tests/unit/test_settings.py).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shared.environment import SettingsError, flag, listing, number
 from shared.health import HealthPolicy
+
+LOCATION_PATH = "LOCATION_DATABASE_PATH"
+LOCATION_BLOB = "LOCATION_DATABASE_BLOB"
 
 # Names of the service's own storage resources. Constants, not settings: the infrastructure creates them.
 EXPORTS_TABLE = "exports"
@@ -45,6 +49,15 @@ class Settings:
             ".dfs.core.windows.net",
         )
     )
+    # The operator's MaxMind DB (location enrichment): a file, or `<container>/<blob>` in the service's
+    # storage; at most one. Neither: exports cannot ask for locations.
+    location_database_path: str = ""
+    location_database_blob: str = ""
+    location_check_seconds: float = 300.0
+
+    @property
+    def location_configured(self) -> bool:
+        return bool(self.location_database_path or self.location_database_blob)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -58,6 +71,17 @@ class Settings:
                 "(identity-based) must be set: the service keeps its exports, ledger and backlog there"
             )
         suffixes = listing(env, "ALLOWED_STORAGE_SUFFIXES")
+        location_path = env.get(LOCATION_PATH, "").strip()
+        location_blob = env.get(LOCATION_BLOB, "").strip()
+        if location_path and location_blob:
+            raise SettingsError(
+                f"{LOCATION_PATH} and {LOCATION_BLOB} name the location database twice: set one of them"
+            )
+        if location_blob and not _blob_name(location_blob):
+            raise SettingsError(
+                f"{LOCATION_BLOB} must be <container>/<blob name> in the service's storage, "
+                f"got {location_blob!r}"
+            )
         return cls(
             storage_connection=connection,
             storage_blob_uri=blob_uri,
@@ -73,4 +97,15 @@ class Settings:
             allow_private_webhooks=flag(env, "ALLOW_PRIVATE_WEBHOOKS"),
             health=HealthPolicy.from_env(env),
             allowed_storage_suffixes=suffixes or Settings().allowed_storage_suffixes,
+            location_database_path=location_path,
+            location_database_blob=location_blob,
+            location_check_seconds=number(env, "LOCATION_DATABASE_CHECK_SECONDS", cls.location_check_seconds),
         )
+
+
+def _blob_name(value: str) -> bool:
+    """`<container>/<blob>`: a container name (3-63 lowercase letters, digits, single hyphens) and a
+    blob name."""
+    container, _, blob = value.partition("/")
+    name = re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", container)
+    return name is not None and 3 <= len(container) <= 63 and bool(blob.strip("/"))

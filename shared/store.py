@@ -27,6 +27,7 @@ from shared.model import (
     Export,
     ExportStatus,
     Granularity,
+    LocationOption,
     ReplayPlacement,
 )
 from shared.secrets import KeyBox, SealError
@@ -207,6 +208,11 @@ class ExportStore:
             entity["directory"] = destination.directory
         else:
             entity["container"] = destination.container
+        if export.location is not None:  # absent when off: entities written before it read the same
+            option = export.location
+            entity["location"] = orjson.dumps(
+                {"ip_field": option.ip_field, "key": option.key, "anonymize": option.anonymize}
+            ).decode()
         return entity
 
     def from_entity(self, entity: Any) -> Export:
@@ -243,6 +249,7 @@ class ExportStore:
             ),
             generation=str(entity.get("generation", "")),
             replay_placement=ReplayPlacement(entity.get("replay_placement") or ReplayPlacement.CURRENT),
+            location=LocationOption(**orjson.loads(entity["location"])) if entity.get("location") else None,
         )
 
 

@@ -59,6 +59,9 @@ param healthSchedule string = '0 */1 * * * *'
 param backlogRetentionDays int = 7
 param exportCacheSeconds int = 30
 
+@description('LOCATION_DATABASE_BLOB: <container>/<blob> of a MaxMind DB file in the service\'s storage for the location option; empty: the option is refused.')
+param locationDatabaseBlob string = ''
+
 resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
@@ -188,6 +191,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'HEALTH_SCHEDULE'
           value: healthSchedule
+        }
+        // Location enrichment: the operator's MaxMind DB, read with the identity (Storage Blob Data Owner).
+        {
+          name: 'LOCATION_DATABASE_BLOB'
+          value: locationDatabaseBlob
         }
         // Management API: bearer tokens issued for this Microsoft Entra ID app registration.
         {

@@ -18,10 +18,20 @@ from shared.api.models import (
     BlobDestinationOut,
     ExportDefinition,
     ExportOut,
+    LocationIn,
+    LocationOut,
     NotifyOut,
 )
 from shared.api.records import ExportRecord
-from shared.model import AdlsDestination, BlobDestination, Destination, Export, Granularity, Secret
+from shared.model import (
+    AdlsDestination,
+    BlobDestination,
+    Destination,
+    Export,
+    Granularity,
+    LocationOption,
+    Secret,
+)
 
 
 def destination_of(definition: ExportDefinition, key: Secret) -> Destination:
@@ -52,10 +62,15 @@ def export_of(
         webhook=definition.notify.webhook if definition.notify else None,
         webhook_secret=webhook_secret if definition.notify else None,
         replay_placement=definition.replayPlacement,
+        location=location_of(definition.location),
     )
     if current is not None:
         return replace(export, enabled=current.enabled, status=current.status, generation=current.generation)
     return replace(export, generation=secrets.token_hex(8))
+
+
+def location_of(spec: LocationIn | None) -> LocationOption | None:
+    return None if spec is None else LocationOption(spec.ipField, spec.key, spec.anonymize)
 
 
 def same_account(a: Destination, b: Destination) -> bool:
@@ -81,6 +96,8 @@ def definition_document(export: Export) -> dict[str, Any]:
         document["notify"] = {"webhook": export.webhook}
         if export.webhook_secret is not None:
             document["notify"]["secret"] = export.webhook_secret.value
+    if export.location is not None:
+        document["location"] = _location_document(export.location)
     return document
 
 
@@ -109,12 +126,17 @@ def export_out(record: ExportRecord) -> ExportOut:
             else None
         ),
         replayPlacement=export.replay_placement,
+        location=None if export.location is None else LocationOut(**_location_document(export.location)),
         enabled=export.enabled,
         status=export.status,
         createdAt=record.created_at,
         updatedAt=record.updated_at,
         etag=to_http(record.etag),
     )
+
+
+def _location_document(option: LocationOption) -> dict[str, Any]:
+    return {"ipField": option.ip_field, "key": option.key, "anonymize": option.anonymize}
 
 
 def _path(destination: AdlsDestination) -> str:

@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from shared import location
 from shared.api import rules
 from shared.model import ExportStatus, Granularity, ReplayPlacement
 
@@ -131,6 +132,50 @@ class NotifyIn(BaseModel):
         return None if value is None else rules.webhook_secret(value)
 
 
+_IP_FIELD = (
+    "A JSON pointer (RFC 6901) to the signal's string field holding the client's IP address, e.g. "
+    "`/clientIp` or `/context/location/ip` (`~1` stands for '/', `~0` for '~' in a name)."
+)
+_LOCATION_KEY = "The top-level member the location is added under (default `location`)."
+_ANONYMIZE = (
+    "Anonymise the address in the exported signal (default true, as Application Insights did): the last "
+    "octet of IPv4 zeroed, the last 80 bits of IPv6."
+)
+
+
+class LocationIn(BaseModel):
+    """Add the client's location (from the operator's MaxMind database) to each signal, as Application
+    Insights' export did: `continent`, `country` (`isoCode`, `name`), `province` and `city`, those the
+    database knows. The rest of the signal is exported byte for byte; a signal without a public address
+    at `ipField`, or already holding `key`, is exported as sent."""
+
+    model_config = _REQUEST
+
+    ipField: Annotated[str, Field(max_length=location.MAX_POINTER, description=_IP_FIELD)]
+    key: Annotated[str, Field(max_length=location.MAX_KEY, description=_LOCATION_KEY)] = "location"
+    anonymize: Annotated[bool, Field(description=_ANONYMIZE)] = True
+
+    @field_validator("ipField")
+    @classmethod
+    def _ip_field(cls, value: str) -> str:
+        return rules.location_field(value)
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        return rules.location_key(value)
+
+    @model_validator(mode="after")
+    def _apart(self) -> LocationIn:
+        if location.pointer_tokens(self.ipField)[0] == self.key:
+            raise PydanticCustomError(
+                "LocationKeyInUse",
+                "location.key must differ from the first name in location.ipField: a signal holding the "
+                "address under that member already has the key, and would never be enriched",
+            )
+        return self
+
+
 class ExportDefinition(BaseModel):
     """What a customer configures: where signals go, which ones, and how files are cut."""
 
@@ -154,6 +199,7 @@ class ExportDefinition(BaseModel):
             "by event time and re-read old folders."
         ),
     ] = ReplayPlacement.CURRENT
+    location: LocationIn | None = None
 
     @field_validator("granularity")
     @classmethod
@@ -192,6 +238,14 @@ class NotifyPatch(BaseModel):
     secret: Annotated[str | None, Field(max_length=rules.SECRET_LENGTH[1])] = None
 
 
+class LocationPatch(BaseModel):
+    model_config = _REQUEST
+
+    ipField: Annotated[str | None, Field(max_length=location.MAX_POINTER)] = None
+    key: Annotated[str | None, Field(max_length=location.MAX_KEY)] = None
+    anonymize: bool | None = None
+
+
 class ExportPatch(BaseModel):
     """A JSON merge patch (RFC 7396) of an export's definition."""
 
@@ -202,6 +256,7 @@ class ExportPatch(BaseModel):
     signals: SignalSelection | None = None
     notify: NotifyPatch | None = None
     replayPlacement: ReplayPlacement | None = None
+    location: LocationPatch | None = None
 
     @field_validator("signals", mode="before")
     @classmethod
@@ -228,6 +283,12 @@ class NotifyOut(BaseModel):
     hasSecret: bool
 
 
+class LocationOut(BaseModel):
+    ipField: str
+    key: str
+    anonymize: bool
+
+
 class ExportOut(BaseModel):
     """An export as the API shows it."""
 
@@ -238,6 +299,7 @@ class ExportOut(BaseModel):
     signals: Literal["all"] | list[str]
     notify: NotifyOut | None = None
     replayPlacement: ReplayPlacement = ReplayPlacement.CURRENT
+    location: LocationOut | None = None
     enabled: bool = Field(description="false after `disable`: nothing is written nor kept.")
     status: ExportStatus = Field(
         description="The service's view of the export's health: `active`, `postponed` (kept in the "

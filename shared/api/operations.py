@@ -276,6 +276,16 @@ class ExportOperations:
     def _check_policy(self, definition: ExportDefinition, current: Export | None) -> None:
         destination = definition.destination
         check_storage_uri(destination.uri, destination.type, self._runtime.settings.allowed_storage_suffixes)
+        option = convert.location_of(definition.location)
+        changed = option is not None and (current is None or option != current.location)
+        if changed and not self._runtime.settings.location_configured:  # one set before stays
+            raise bad_request(
+                "LocationDatabaseNotConfigured",
+                "This service has no location database, so it cannot add locations: leave out "
+                "`location`, or ask its operator to provide one (LOCATION_DATABASE_BLOB or "
+                "LOCATION_DATABASE_PATH).",
+                "location",
+            )
         notify = definition.notify
         if notify is not None and (current is None or notify.webhook != current.webhook):
             check_webhook(notify.webhook, allow_private=self._runtime.settings.allow_private_webhooks)

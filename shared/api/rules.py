@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic_core import PydanticCustomError
 
+from shared import location
 from shared.layout import MAX_DIRECTORY, MAX_DIRECTORY_DEPTH
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
@@ -206,6 +207,23 @@ def webhook_secret(value: str) -> str:
     if not low <= len(value) <= high:
         raise _error("InvalidWebhookSecret", f"notify.secret must be {low} to {high} characters")
     return value
+
+
+def location_field(value: str) -> str:
+    """A JSON pointer (RFC 6901) to the client address's field."""
+    try:
+        location.pointer_tokens(value)
+    except location.OptionError as error:
+        raise _error("InvalidLocationField", str(error)) from None
+    return value
+
+
+def location_key(value: str) -> str:
+    """The top-level member that receives the location."""
+    try:
+        return location.member_name(value)
+    except location.OptionError as error:
+        raise _error("InvalidLocationKey", str(error)) from None
 
 
 def distinct(names: Iterable[str]) -> list[str]:

@@ -249,6 +249,7 @@ def test_missing_settings_take_the_documented_defaults() -> None:
         "HEALTH_MIN_SUCCESS_RATE": health.min_success_rate,
         "BACKLOG_RETENTION_DAYS": health.retention / timedelta(days=1),
         "HEALTH_PROBE_SECONDS": health.probe_every.total_seconds(),
+        "LOCATION_DATABASE_CHECK_SECONDS": settings.location_check_seconds,
     }
     documented = readme_settings()
     assert set(actual) <= set(documented), "defaults the README does not state"
@@ -287,6 +288,7 @@ NUMBERS = [
     "HEALTH_MIN_SUCCESS_RATE",
     "BACKLOG_RETENTION_DAYS",
     "HEALTH_PROBE_SECONDS",
+    "LOCATION_DATABASE_CHECK_SECONDS",
 ]
 
 
@@ -314,6 +316,10 @@ def test_an_empty_number_setting_takes_its_default(name: str) -> None:
         ("BACKLOG_RETENTION_DAYS", "-7"),
         ("HEALTH_PROBE_SECONDS", "soon"),
         ("ALLOW_PRIVATE_WEBHOOKS", "maybe"),
+        ("LOCATION_DATABASE_CHECK_SECONDS", "hourly"),
+        ("LOCATION_DATABASE_BLOB", "GeoLite2-City.mmdb"),
+        ("LOCATION_DATABASE_BLOB", "Geo/GeoLite2-City.mmdb"),
+        ("LOCATION_DATABASE_BLOB", "geo/"),
     ],
 )
 def test_a_malformed_setting_fails_naming_itself(name: str, value: str) -> None:
@@ -358,3 +364,15 @@ def test_well_formed_settings_are_read() -> None:
     assert settings.allowed_storage_suffixes == (".a.example", ".b.example")
     assert settings.health.min_success_rate == 0.9
     assert settings.health.retention == timedelta(days=3)
+
+
+def test_the_location_database_is_named_once() -> None:
+    """A path and a blob at once is an error naming both settings; either alone is read as given."""
+    both = {"LOCATION_DATABASE_PATH": "/data/city.mmdb", "LOCATION_DATABASE_BLOB": "geo/city.mmdb"}
+    with pytest.raises(SettingsError, match="LOCATION_DATABASE_PATH and LOCATION_DATABASE_BLOB"):
+        Settings.from_env({**BASE, **both})
+    path = Settings.from_env({**BASE, "LOCATION_DATABASE_PATH": " /data/city.mmdb "})
+    blob = Settings.from_env({**BASE, "LOCATION_DATABASE_BLOB": "geo/maxmind/GeoLite2-City.mmdb"})
+    assert (path.location_database_path, path.location_configured) == ("/data/city.mmdb", True)
+    assert (blob.location_database_blob, blob.location_configured) == ("geo/maxmind/GeoLite2-City.mmdb", True)
+    assert not Settings.from_env(BASE).location_configured
