@@ -3,7 +3,8 @@
 When a write to a live file fails (or its export is postponed), the file is *held* at the last
 position known to be consistent (shared.ledger.FileRecord), and its signals go, in order, to one
 append blob in the `backlog` container,
-`<project>/<export>/<partition>/<destination id>/<live file path>@<position>`. The failed write may
+`<project>/<export>/<partition>/<destination id>/<live file path>@<position>-<sequence + 1>`: where the
+live file was held, and the last signal written to it up to there. The failed write may
 have landed after all; if it did, the live file holds, from that position, the first of the backlog's
 signals, in the same order (the file's lines after a consistent state are runs of its sequence:
 shared.delivery). Only one thing is ever appended at a held position: the backlog's signals followed by
@@ -19,12 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
-from shared.delivery import Line
+from shared.delivery import FileSink, FileState, Line
 from shared.layout import FileTarget, destination_id, ledger_key
 from shared.model import Export
 
@@ -34,12 +36,13 @@ HELD_AT = "@"
 
 @dataclass(frozen=True, slots=True)
 class BacklogFile:
-    """Where one live file's signals wait after it was held at `position`."""
+    """Where one live file's signals wait after it was held at `held`: its position and the last
+    signal the file held there (everything up to it was written to the file)."""
 
     export: Export
     target: FileTarget
     partition: str
-    position: int
+    held: FileState
 
     @property
     def path(self) -> str:
@@ -49,13 +52,18 @@ class BacklogFile:
                 self.export.export_id,
                 self.partition,
                 destination_id(self.target.destination),
-                f"{self.target.path}{HELD_AT}{self.position}",
+                f"{self.target.path}{HELD_AT}{self.held.length}-{self.held.last_sequence + 1}",
             )
         )
 
     @property
     def ledger_key(self) -> str:
         return ledger_key(LEDGER_PREFIX + self.path)
+
+    @property
+    def prefix(self) -> str:
+        """What the names of every backlog file of this live file start with, wherever it was held."""
+        return self.path.rpartition(HELD_AT)[0] + HELD_AT
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +73,12 @@ class HeldFile:
     partition: str
     destination_id: str
     path: str  # the live file's path in its filesystem or container
-    position: int  # where the live file was held
-    base: str  # the backlog file's name without `@<position>`
+    held: FileState  # where the live file was held, and the last signal written to it there
+    base: str  # the backlog file's name without `@<position>-<sequence>`
+
+    @property
+    def position(self) -> int:
+        return self.held.length
 
     @property
     def ledger_key(self) -> str:
@@ -75,19 +87,24 @@ class HeldFile:
 
     @property
     def prefix(self) -> str:
-        """What the names of every backlog file of this live file start with, whatever the position."""
+        """What the names of every backlog file of this live file start with, wherever it was held."""
         return self.base + HELD_AT
-
-    def at(self, position: int) -> str:
-        """The name of this live file's backlog file for a hold at `position`."""
-        return f"{self.base}{HELD_AT}{position}"
 
 
 def held_file(name: str, project_id: str, export_id: str) -> HeldFile:
     """The live file a backlog blob holds signals for, from the blob's name."""
     partition, destination, rest = name[len(export_prefix(project_id, export_id)) :].split("/", 2)
-    path, _, position = rest.rpartition(HELD_AT)
-    return HeldFile(partition, destination, path, int(position), name.rpartition(HELD_AT)[0])
+    path, _, held = rest.rpartition(HELD_AT)
+    position, _, after = held.partition("-")
+    state = FileState(int(position), int(after or 0) - 1)
+    return HeldFile(partition, destination, path, state, name.rpartition(HELD_AT)[0])
+
+
+class BacklogSink(FileSink, Protocol):
+    """The backlog container as the export path uses it: files, and the names under a prefix."""
+
+    def names(self, prefix: str) -> list[str]:
+        """The names of the files whose names start with `prefix`."""
 
 
 def backlog_lines(lines: Sequence[Line]) -> list[Line]:

@@ -42,7 +42,10 @@ _HASH_CHARS = 16  # 64 bits of BLAKE2s of the name
 REPLAY_TAG = 16
 REPLAY_SUFFIX = len("_replay-") + REPLAY_TAG + len(".tmp")
 MAX_POSITION = 16  # digits of a byte position in a file (up to 10^16 bytes: far beyond any file)
-BACKLOG_PREFIX = MAX_ID + 1 + MAX_ID + 1 + MAX_PARTITION + 1 + 12 + 1 + len("@") + MAX_POSITION
+MAX_SEQUENCE = 19  # digits of an Event Hubs sequence number (a 64-bit integer)
+BACKLOG_PREFIX = (
+    MAX_ID + 1 + MAX_ID + 1 + MAX_PARTITION + 1 + 12 + 1 + len("@") + MAX_POSITION + len("-") + MAX_SEQUENCE
+)
 # The ADLS Gen2 layout adds `/yyyy/MM/dd/HH/<export id>_<partition>.jsonl` (4 folders and a file) to
 # the customer's directory, which must leave room for all of the above.
 _ADLS_TAIL = len("/yyyy/MM/dd/HH/") + MAX_ID + 1 + MAX_PARTITION + len(ADLS_SUFFIX)

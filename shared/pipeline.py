@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from shared.backlog import BacklogFile, backlog_lines, parse_backlog_line
+from shared.backlog import BacklogFile, BacklogSink, backlog_lines, parse_backlog_line
 from shared.counters import Counters
 from shared.deadletter import DeadLetterStore
 from shared.delivery import (
@@ -214,7 +214,7 @@ class Exporter:
         exports_of: Callable[[str], list[Export]],
         ledger_for: Callable[[str], PartitionLedger],
         sink_for: Callable[[Destination], FileSink],
-        backlog: FileSink,
+        backlog: BacklogSink,
         dead_letters: DeadLetterStore,
         write_deadline: float = 20.0,
         writers: Fanout | None = None,
@@ -302,15 +302,7 @@ class Exporter:
         encoded = _Encoded()
         outcomes = self._writers.run(
             [
-                partial(
-                    self._write_live,
-                    work,
-                    record,
-                    entries.get(work.export.key),
-                    authority,
-                    encoded,
-                    batch.partition,
-                )
+                partial(self._write_live, work, record, authority, encoded, batch.partition)
                 for work, record in live
             ]
         )
@@ -431,7 +423,6 @@ class Exporter:
         self,
         work: _Work,
         record: FileRecord | None,
-        entry: LedgerEntry | None,
         authority: _Authority,
         encoded: _Encoded,
         partition: str,
@@ -443,7 +434,7 @@ class Exporter:
             lines: Sequence[Line] = work.lines
             held_through = None
             if record is not None and record.held:
-                lines, held_through = self._with_backlog(work, record, entry, partition)
+                lines, held_through = self._with_backlog(work, record, partition)
             written = write_with_retry(
                 lambda: deliver(
                     sink,
@@ -463,16 +454,13 @@ class Exporter:
         except Exception as error:  # a fault of ours: contained to this file
             return _Failed(progress.state, fault=error)
 
-    def _with_backlog(
-        self, work: _Work, record: FileRecord, entry: LedgerEntry | None, partition: str
-    ) -> tuple[list[Line], int]:
+    def _with_backlog(self, work: _Work, record: FileRecord, partition: str) -> tuple[list[Line], int]:
         """A catch-up's lines: what the held file's backlog files hold that its record does not (once per
         sequence number: two owners may have held it at different positions), then the batch's signals
         after those; and the last signal the backlog holds."""
         held: dict[int, bytes] = {}
-        positions = {backlog.at for backlog in entry.backlogs_of(work.file.key)} if entry else set()
-        for position in sorted(positions | {record.state.length}):
-            path = BacklogFile(work.export, work.file.target, partition, position).path
+        prefix = BacklogFile(work.export, work.file.target, partition, record.state).prefix
+        for path in self._backlog.names(prefix):
             length = self._backlog.length(path) or 0
             rows = self._backlog.read(path, 0, length).split(b"\n")[:-1] if length else []
             for sequence, data in map(parse_backlog_line, rows):
@@ -569,7 +557,7 @@ class Exporter:
             state = (at.at if isinstance(at, _Failed) else at.state if at is not None else None) or EMPTY
         update = updates[export.key]
         update.files[file.key] = FileUpdate(FileRecord(state, file.ends, hold, now), work.lines)
-        backlog = BacklogFile(export, file.target, partition, state.length)
+        backlog = BacklogFile(export, file.target, partition, state)
         entry = entries.get(export.key)
         found = entry.lookup(backlog.ledger_key, file.ends) if entry is not None else None
         if found is FORGOTTEN:

@@ -20,7 +20,7 @@ import binascii
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -266,9 +266,9 @@ class Replayer:
             return outcome
         try:
             if turn is ReplayTurn.CATCH_UP and record is not None:
-                self._catch_up(export, file, ledger, record, outcome)
+                record = self._catch_up(export, file, ledger, record, outcome)
             for _ in range(8):
-                if self._pass(export, item, file, outcome):
+                if self._pass(export, item, file, record, outcome):
                     self._note(export, outcome)
                     return outcome
         except WriteFailure:
@@ -286,7 +286,7 @@ class Replayer:
 
     def _catch_up(
         self, export: Export, file: HeldFile, ledger: str, record: FileRecord, outcome: ReplayOutcome
-    ) -> None:
+    ) -> FileRecord:
         """Append a held file's backlog to the file itself, at the held position (its time bucket is
         still current: readers of the live file find the signals there). Claimed in the ledger first
         (`turn_for_replay`); live again after, or held again if the destination fails."""
@@ -322,21 +322,29 @@ class Replayer:
             again = replace(record, hold=Hold.HELD, since=self._clock())
             settle(self._ledger_table, ledger, export.key, file.ledger_key, again)
             raise
-        if isinstance(state, FileState):
-            live = FileRecord(state, record.bucket_end, Hold.LIVE, self._clock())
-            settle(self._ledger_table, ledger, export.key, file.ledger_key, live)
-            outcome.signals += len(lines_after(lines, record.state))
-            outcome.folder = file.path.rpartition("/")[0]
+        if not isinstance(state, FileState):
+            return record
+        live = FileRecord(state, record.bucket_end, Hold.LIVE, self._clock())
+        settle(self._ledger_table, ledger, export.key, file.ledger_key, live)
+        outcome.signals += len(lines_after(lines, record.state))
+        outcome.folder = file.path.rpartition("/")[0]
+        return live
 
-    def _pass(self, export: Export, item: WorkItem, file: HeldFile, outcome: ReplayOutcome) -> bool:
+    def _pass(
+        self,
+        export: Export,
+        item: WorkItem,
+        file: HeldFile,
+        record: FileRecord | None,
+        outcome: ReplayOutcome,
+    ) -> bool:
         """Replay what a live file's backlog files hold beyond what was replayed, as one replay file;
         True when none is left.
 
         Signals are known by their sequence numbers (each backlog line carries its own): a signal held
         twice (by two owners of a partition at once, holding the file at different positions) is
-        written once. Signals the live file holds after all (a write that failed may have landed) are
-        found by reading it from the earliest position it was held at and matching all its held
-        signals in order, and skipped."""
+        written once. Signals the live file holds after all (a write that failed may have landed, a
+        catch-up may have written them) are skipped (`held_landed`)."""
         blobs = [
             (blob, file_at(blob.name, item))
             for blob in self._backlog.list_blobs(name_starts_with=file.prefix, include=["metadata"])
@@ -363,10 +371,13 @@ class Replayer:
                 else:
                     pending.setdefault(sequence, data)
                 offset += len(sequence_line(sequence, data))
-        landed: set[int] = set()
-        if file.destination_id == destination_id(export.destination):
-            earliest = min(place.position for _, place in blobs)
-            landed = _landed(sink, file.path, earliest, sorted(held.items()))
+        anchors = [place.held for _, place in blobs]
+        if record is not None:
+            anchors.append(record.state)  # the ledger's word, when it still has the file
+        same = file.destination_id == destination_id(export.destination)
+        landed = held_landed(
+            held, anchors, lambda start, end: _read(sink, file.path, start, end) if same else b""
+        )
         keep = [
             (sequence, pending[sequence]) for sequence in sorted(pending) if sequence not in landed | done
         ]
@@ -462,20 +473,33 @@ def sequence_line(sequence: int, data: bytes) -> bytes:
     return b"%d\t%s\n" % (sequence, data)
 
 
-def _landed(sink: FileSink, path: str, position: int, lines: list[Line]) -> set[int]:
-    """Sequence numbers of held signals that the live file holds after all, found by reading it from
-    the earliest position it was held at and matching the file's held signals (of all its backlog
-    files, in sequence order) in order (shared.delivery.match_in_order). Exact: after a consistent
-    state the file holds one run of its sequence, and while any held signal is not in it, nothing but a
-    catch-up (the held signals first) is appended to it."""
-    if not lines:
+def held_landed(
+    held: Mapping[int, bytes], anchors: Sequence[FileState], read: Callable[[int, int], bytes]
+) -> set[int]:
+    """The held signals (by sequence number) that the live file holds after all. Pure but for `read`
+    (bytes [start, end) of the live file; empty when unknown).
+
+    Each backlog file names the state the file was held at, and the ledger's record (when it still has
+    one) is a later one: up to the latest of these anchors, every signal was written to the file. After
+    it, the file holds at most what a failed write or a catch-up appended there: a run of the held
+    signals, in order (nothing else is appended to a held file). So the signals after the anchor are
+    matched in order against the file from the anchor's position (shared.delivery.match_in_order):
+    each compared with the one place it can be, whatever bytes other signals share."""
+    if not held:
         return set()
+    anchor = max(anchors, key=lambda state: (state.last_sequence, state.length))
+    landed = {sequence for sequence in held if sequence <= anchor.last_sequence}
+    after = sorted((sequence, data) for sequence, data in held.items() if sequence > anchor.last_sequence)
+    if after:
+        budget = sum(len(data) + 1 for _, data in after)
+        region = read(anchor.length, anchor.length + budget)
+        landed |= {after[index][0] for index, _ in match_in_order(region, after)}
+    return landed
+
+
+def _read(sink: FileSink, path: str, start: int, end: int) -> bytes:
     length = sink.length(path) or 0
-    if length <= position:
-        return set()
-    budget = 2 * sum(len(data) + 1 for _, data in lines) + 64 * 1024  # live lines may sit between
-    region = sink.read(path, position, min(length, position + budget))
-    return {lines[index][0] for index, _ in match_in_order(region, lines)}
+    return sink.read(path, start, min(end, length)) if length > start else b""
 
 
 def progress(runtime: Runtime, export: Export) -> dict[str, Any]:

@@ -232,6 +232,10 @@ class AppendBlobSink:
         stream = self._container.get_blob_client(path).download_blob(offset=start, length=end - start)
         return bytes(stream.readall())
 
+    def names(self, prefix: str) -> list[str]:
+        """The blobs whose names start with `prefix` (a live file's backlog files: shared.backlog)."""
+        return [blob.name for blob in self._container.list_blobs(name_starts_with=prefix)]
+
 
 def _blocks(data: bytes) -> Iterator[bytes]:
     """Split at line ends into blocks of at most 4 MiB, so that every block holds whole lines."""

@@ -15,10 +15,12 @@ from pydantic_core import PydanticCustomError
 from shared.api import rules
 from shared.api.models import AdlsDestinationIn
 from shared.backlog import BacklogFile
+from shared.delivery import FileState
 from shared.layout import (
     MAX_DIRECTORY,
     MAX_DIRECTORY_DEPTH,
     MAX_POSITION,
+    MAX_SEQUENCE,
     NAME_SEGMENT,
     REPLAY_TAG,
     blob_segment,
@@ -72,7 +74,8 @@ def worst_case_names(target_export: Export, name: str) -> list[str]:
     """The live file, its replay file (beside it, or in the folder of the replay: the longer) while it is
     written, and its backlog blob held at the largest position a file can reach."""
     target = file_for(target_export, name, AT, LONGEST_PARTITION)
-    backlog = BacklogFile(target_export, target, LONGEST_PARTITION, 10**MAX_POSITION - 1).path
+    held = FileState(10**MAX_POSITION - 1, 10**MAX_SEQUENCE - 2)  # the most digits either can have
+    backlog = BacklogFile(target_export, target, LONGEST_PARTITION, held).path
     tag = "0" * REPLAY_TAG
     replays = [
         replay_path(target.path, tag),

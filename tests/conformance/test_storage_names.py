@@ -14,7 +14,7 @@ from azure.storage.filedatalake import DataLakeServiceClient
 
 from devstack.azurite import Azurite
 from devstack.queue_runner import QueueRunner
-from shared.layout import MAX_DIRECTORY, MAX_POSITION, NAME_SEGMENT, blob_segment
+from shared.layout import MAX_DIRECTORY, MAX_POSITION, MAX_SEQUENCE, NAME_SEGMENT, blob_segment
 from shared.model import Export, ExportStatus
 from shared.replay import resume
 from shared.runtime import Runtime
@@ -101,8 +101,9 @@ def test_the_longest_adls_directory_writes_live_backlog_and_replay_files_at_exac
     assert service.store.get(*export.key)[0].status is ExportStatus.POSTPONED
     # Held at a small position: the name is 1,024 less the digits a position could still take.
     (name,) = backlog_names(service, export)
-    position = name.rpartition("@")[2]
-    assert len(name) == sources.BLOB_NAME_MAX - (MAX_POSITION - len(position))
+    position, _, sequence = name.rpartition("@")[2].partition("-")
+    unused = (MAX_POSITION - len(position)) + (MAX_SEQUENCE - len(sequence))
+    assert len(name) == sources.BLOB_NAME_MAX - unused
     later = service.clock() + 2 * 3600  # resumed two hours later: the held hour has ended
     service.clock = lambda: later
     resume(service, export)

@@ -13,6 +13,7 @@ from devstack.adls_emulator import AdlsEmulator, Fault
 from devstack.azurite import Azurite
 from devstack.queue_runner import QueueRunner
 from shared import replay as replay_module
+from shared.backlog import held_file
 from shared.health_view import health_view
 from shared.model import Export, ExportStatus
 from shared.replay import ResumeRefused, resume
@@ -255,10 +256,11 @@ def test_a_write_of_unknown_outcome_that_did_land_is_not_replayed_again(
     )
     (blob,) = list(container.list_blobs(name_starts_with=f"{export.project_id}/lake/"))
     # The backlog file is named by the live file and the position it was held at: where the write aimed.
-    live_path, _, held_at = blob.name.split("/", 4)[4].rpartition("@")
+    held = held_file(blob.name, *export.key)
+    live_path = held.path
     sink = service.destinations.sink(export.destination)
     length = sink.length(live_path) or 0
-    assert int(held_at) == length
+    assert held.position == length
     # The storage did write it before the connection dropped: put the bytes where the append aimed.
     sink.append(live_path, b"".join(e.body + b"\n" for e in lost_response), length)
     service.store.set_status(export.project_id, export.export_id, ExportStatus.POSTPONED, cause="transient")

@@ -29,12 +29,13 @@ from hypothesis import event as event_note
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from shared.backlog import HELD_AT, parse_backlog_line
-from shared.delivery import match_in_order
+from shared.backlog import HeldFile, held_file, parse_backlog_line
+from shared.delivery import FileState
 from shared.fanout import Fanout
-from shared.ledger import PartitionLedger
+from shared.ledger import PartitionLedger, from_entity
 from shared.model import AdlsDestination, BlobDestination, Export, Granularity, Secret
 from shared.pipeline import EventBatch, Exporter
+from shared.replay import held_landed
 from shared.signals import IncomingEvent
 from tests.memory import Crash, MemoryDeadLetters, MemoryFiles, MemoryTable
 
@@ -242,22 +243,38 @@ class ExactlyOnce(RuleBasedStateMachine):
 
     def landed(self) -> dict[str, list[bytes]]:
         """Each live file's lines, plus the held signals the replay would write for it: those of all
-        its backlog files, once per sequence number, but for those found in the file from the earliest
-        position it was held at, matched in order (shared.replay.Replayer._pass)."""
+        its backlog files, once per sequence number, but for those it finds the file holds after all
+        (shared.replay.held_landed, the replay's own judgement, anchored on the backlog files' names
+        and the ledger's record of the file)."""
         result = {path: self.files.lines(path) for path in self.files.files}
         held: dict[str, dict[int, bytes]] = defaultdict(dict)
-        earliest: dict[str, int] = {}
+        anchors: dict[str, list[FileState]] = defaultdict(list)
         for name, data in self.backlog.files.items():
-            live, _, position = name.split("/", 4)[4].rpartition(HELD_AT)
-            earliest[live] = min(earliest.get(live, int(position)), int(position))
+            place = held_file(name, "p", name.split("/", 2)[1])
+            anchors[place.path].append(place.held)
             for sequence, line in (parse_backlog_line(row) for row in bytes(data).split(b"\n")[:-1]):
-                held[live].setdefault(sequence, line)
+                held[place.path].setdefault(sequence, line)
+            record = self.record_of(place)
+            if record is not None:
+                anchors[place.path].append(record)
         for live, by_sequence in held.items():
-            lines = sorted(by_sequence.items())
-            region = bytes(self.files.files.get(live, b""))[earliest[live] :]
-            landed = {lines[index][0] for index, _ in match_in_order(region, lines)}
-            result[live] = result.get(live, []) + [line for sequence, line in lines if sequence not in landed]
+            data = bytes(self.files.files.get(live, b""))
+            landed = held_landed(by_sequence, anchors[live], lambda start, end, data=data: data[start:end])
+            result[live] = result.get(live, []) + [
+                line for sequence, line in sorted(by_sequence.items()) if sequence not in landed
+            ]
         return result
+
+    def record_of(self, place: HeldFile) -> FileState | None:
+        """The ledger's record of a live file, if it still has one."""
+        export = "blob" if place.path.startswith("p/") else "lake"
+        row = self.table.rows.get((f"hub-{PARTITION}", f"p|{export}"))
+        if row is None:
+            return None
+        record = from_entity(self.table._entity((f"hub-{PARTITION}", f"p|{export}"))).files.get(
+            place.ledger_key
+        )
+        return record.state if record is not None else None
 
     @invariant()
     def each_signal_once_in_order(self) -> None:
@@ -349,10 +366,10 @@ def test_a_stale_hold_keeps_the_file_held_until_its_backlog_is_written() -> None
     state.each_signal_once_in_order()
 
 
-def test_held_signals_are_judged_together_from_the_earliest_held_position() -> None:
+def test_held_signals_are_judged_together_from_the_latest_hold() -> None:
     """Found by the machine: a catch-up wrote one backlog file's signal at another's position, so a
     backlog file judged alone from its own position misread the file. All the file's held signals are
-    judged together, from the earliest position."""
+    judged together (shared.replay.held_landed)."""
     state = ExactlyOnceWithFailures()
     state.produce(name="a", identical=True, count=1)
     state.process(who=1, size=1, crash=None)
@@ -367,4 +384,40 @@ def test_held_signals_are_judged_together_from_the_earliest_held_position() -> N
     state.process(who=0, size=2, crash=None)
     state.destination_up()
     state.process(who=1, size=1, crash=None)
+    state.each_signal_once_in_order()
+
+
+def test_live_signals_between_two_holds_are_not_taken_for_held_ones() -> None:
+    """Found by the machine: judged from the earliest hold, a signal written live between two holds
+    was taken for a byte-identical held one. Judged from the latest hold, whose signals up to its
+    sequence number were all written, it is not."""
+    state = ExactlyOnceWithFailures()
+    state.destination_down(kind="definite")
+    state.produce(name="a", identical=True, count=1)
+    state.process(who=0, size=1, crash=None)
+    state.destination_down(kind="unknown")
+    state.produce(name="a", identical=True, count=2)
+    state.process(who=0, size=1, crash=None)
+    state.destination_down(kind="definite")
+    state.process(who=0, size=1, crash=None)
+    state.each_signal_once_in_order()
+
+
+def test_a_hold_after_a_catch_up_does_not_repeat_the_caught_up_signals() -> None:
+    """Found by the machine (a distinct signal written twice)."""
+    state = ExactlyOnceWithFailures()
+    state.destination_down(kind="definite")
+    state.produce(name="a", identical=True, count=1)
+    state.process(who=0, size=1, crash=None)
+    state.destination_up()
+    state.produce(name="a", identical=True, count=1)
+    state.process(who=0, size=1, crash=None)
+    state.produce(name="a", identical=False, count=1)
+    state.destination_down(kind="definite")
+    state.process(who=0, size=1, crash=None)
+    state.destination_down(kind="unknown")
+    state.process(who=1, size=1, crash=None)
+    state.destination_down(kind="definite")
+    state.produce(name="a", identical=True, count=1)
+    state.process(who=0, size=1, crash=None)
     state.each_signal_once_in_order()
