@@ -92,6 +92,9 @@ class instance to build. Lines handed to delivery are in ascending sequence orde
 _SEQUENCE = itemgetter(0)
 _DATA = itemgetter(1)
 
+Same = Callable[[bytes, bytes], bool]
+"""Whether a line found in a file is the same signal as one about to be written."""
+
 
 def lines_after(lines: Sequence[Line], state: FileState | None) -> Sequence[Line]:
     """The lines a file's recorded state does not hold yet (`lines` itself when it holds none: no copy)."""
@@ -175,6 +178,7 @@ def deliver(
     authority: Callable[[], Record] = lambda: None,
     encoded: Callable[[Sequence[Line]], bytes] = encode,
     progress: Progress | None = None,
+    same: Same | None = None,
 ) -> FileState | Forgotten:
     """Write the lines the file does not hold yet, once, and return the file's new state.
 
@@ -183,7 +187,9 @@ def deliver(
     exists although the cache has no record). `owner` marks files this delivery creates. `encoded`
     gives the payload of a list of lines (a caller writing the same lines to several files encodes
     once). `progress` is kept up to date with the last consistent state, for the caller to hold the
-    file there if the delivery raises.
+    file there if the delivery raises. `same` says whether a line in the file is one of ours, for lines
+    that an option may write differently on a second delivery (shared.location: the location member);
+    byte equality otherwise.
     """
     progress = progress if progress is not None else Progress()
     progress.state = known
@@ -192,7 +198,7 @@ def deliver(
         if not pending:
             return known
     else:
-        adopted = _adopt(sink, path, lines, owner, authority)
+        adopted = _adopt(sink, path, lines, owner, authority, same)
         if adopted is FORGOTTEN:
             return FORGOTTEN
         state, pending = adopted
@@ -219,12 +225,17 @@ def deliver(
                 return FORGOTTEN
             if record is not None:
                 state = state.join(record)
-            state, pending = _catch_up(sink, path, state, lines_after(lines, state), owner)
+            state, pending = _catch_up(sink, path, state, lines_after(lines, state), owner, same)
     raise ConflictsPersist(f"the file changed under the writer {MAX_POSITION_CONFLICTS} times")
 
 
 def _adopt(
-    sink: FileSink, path: str, lines: Sequence[Line], owner: str, authority: Callable[[], Record]
+    sink: FileSink,
+    path: str,
+    lines: Sequence[Line],
+    owner: str,
+    authority: Callable[[], Record],
+    same: Same | None,
 ) -> tuple[FileState, Sequence[Line]] | Forgotten:
     """Start on a file the cache has no record of: create it, or learn where to write in it."""
     if sink.create(path, owner):
@@ -233,7 +244,7 @@ def _adopt(
     if record is FORGOTTEN:
         return FORGOTTEN
     if record is not None:
-        return _catch_up(sink, path, record, lines_after(lines, record), owner)
+        return _catch_up(sink, path, record, lines_after(lines, record), owner, same)
     info = sink.describe(path)
     if info is None:  # deleted between the two requests
         sink.create(path, owner)
@@ -241,11 +252,11 @@ def _adopt(
     if info.owner != owner or not owner:
         # Not a file of this export and partition: step over it, never overwrite.
         return FileState(info.length, -1), lines
-    return _catch_up(sink, path, EMPTY, lines, owner)
+    return _catch_up(sink, path, EMPTY, lines, owner, same)
 
 
 def _catch_up(
-    sink: FileSink, path: str, state: FileState, pending: Sequence[Line], owner: str
+    sink: FileSink, path: str, state: FileState, pending: Sequence[Line], owner: str, same: Same | None
 ) -> tuple[FileState, Sequence[Line]]:
     """Account for what the file holds after a consistent state."""
     if not pending:
@@ -259,10 +270,12 @@ def _catch_up(
         return FileState(length, state.last_sequence), pending
     if length == state.length:
         return state, pending
-    return reconcile(sink.read(path, state.length, length), state, pending)
+    return reconcile(sink.read(path, state.length, length), state, pending, same)
 
 
-def reconcile(region: bytes, state: FileState, pending: Sequence[Line]) -> tuple[FileState, Sequence[Line]]:
+def reconcile(
+    region: bytes, state: FileState, pending: Sequence[Line], same: Same | None = None
+) -> tuple[FileState, Sequence[Line]]:
     """Account for the region of a file that follows a consistent state. Pure.
 
     The region holds runs of the file's sequence after `state.last_sequence` (appended by writers that
@@ -272,7 +285,7 @@ def reconcile(region: bytes, state: FileState, pending: Sequence[Line]) -> tuple
     us wrote more: that part is its to record), and after the whole region otherwise, with the lines
     after the last one found still to write.
     """
-    matched = match_in_order(region, pending)
+    matched = match_in_order(region, pending, same)
     if not matched:
         return FileState(state.length + len(region), state.last_sequence), pending
     last_index, end = matched[-1]
@@ -282,7 +295,7 @@ def reconcile(region: bytes, state: FileState, pending: Sequence[Line]) -> tuple
     return FileState(state.length + len(region), last), pending[last_index + 1 :]
 
 
-def match_in_order(region: bytes, lines: Sequence[Line]) -> list[tuple[int, int]]:
+def match_in_order(region: bytes, lines: Sequence[Line], same: Same | None = None) -> list[tuple[int, int]]:
     """The lines a region of a file holds, matched in order. Pure.
 
     Returns, for each line found, its index in `lines` and the offset in the region where it ends
@@ -294,7 +307,8 @@ def match_in_order(region: bytes, lines: Sequence[Line]) -> list[tuple[int, int]
     for row in region.split(b"\n")[:-1]:
         offset += len(row) + 1
         for index in range(next_index, len(lines)):
-            if lines[index][1] == row:
+            data = lines[index][1]
+            if data == row or (same is not None and same(data, row)):
                 found.append((index, offset))
                 next_index = index + 1
                 break

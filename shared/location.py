@@ -418,6 +418,27 @@ def _prefix(tokens: tuple[str, ...]) -> re.Pattern[bytes] | None:
     return re.compile(pattern)
 
 
+def same_signal(option: LocationOption) -> Callable[[bytes, bytes], bool]:
+    """Whether two lines are the same signal, enriched alike or by two versions of the database: a
+    second delivery after the database was replaced may write a signal's location differently, and
+    delivery must still know the signal (shared.delivery matches lines in order, one place each, so
+    this equality only has to tell a signal from another at the same place). Equal, or equal once the
+    member this option adds (always the object's last) is taken off."""
+    marker = b'"' + member_name(option.key).encode() + b'":{'
+
+    def without(line: bytes) -> bytes:
+        at = line.rfind(marker)
+        if at <= 0 or not line.endswith(b"}}"):
+            return line
+        head = line[:at]
+        return (head[:-1] if head.endswith(b",") else head) + b"}"
+
+    def same(a: bytes, b: bytes) -> bool:
+        return a == b or without(a) == without(b)
+
+    return same
+
+
 class Enrichments:
     """One batch's enrichments: the same list of lines enriched for the same option once, however
     many exports take it (a project's exports share lists of lines; see shared.pipeline)."""

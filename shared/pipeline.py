@@ -41,6 +41,7 @@ from shared.delivery import (
     Line,
     Progress,
     Record,
+    Same,
     deliver,
     encode,
     lines_after,
@@ -58,6 +59,7 @@ from shared.ledger import (
     LedgerEntry,
     PartitionLedger,
 )
+from shared.location import Enrichments, Locator, same_signal
 from shared.model import Destination, Export, ExportStatus
 from shared.outcomes import WriteFailure, is_storage_error
 from shared.signals import Group, IncomingEvent, Rejection, RejectReason, SignalReader
@@ -94,6 +96,8 @@ class BatchReport:
     # Dead letters by (project id, or "" when the event has none; reason).
     dead_letter_reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
     faults: int = 0  # files whose write met an error of the service's own
+    # Signals of exports that ask for locations, by export and outcome (shared.location.Outcome).
+    located: dict[ExportKey, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
 
 
 # Routing: a signal's files depend only on its group (project, name, enqueued minute: shared.signals).
@@ -219,7 +223,9 @@ class Exporter:
         write_deadline: float = 20.0,
         writers: Fanout | None = None,
         clock: Callable[[], float] = time.time,
+        locator: Callable[[], Locator] = lambda: Locator(None),
     ) -> None:
+        self._locator = locator
         self._exports_of = exports_of
         self._ledger_for = ledger_for
         self._sink_for = sink_for
@@ -280,7 +286,7 @@ class Exporter:
         if not batch.events:
             return report
         groups = self._read(batch, report)
-        works, dropped = self._works(groups, batch.partition)
+        works, dropped = self._works(groups, batch.partition, report)
         ledger = self._ledger_for(batch.partition)
         ledger.begin(batch.events[0].sequence)
         entries = ledger.entries()
@@ -340,16 +346,24 @@ class Exporter:
     # 2. plan
 
     def _works(
-        self, groups: dict[Group, list[Line]], partition: str
+        self, groups: dict[Group, list[Line]], partition: str, report: BatchReport
     ) -> tuple[list[_Work], dict[ExportKey, list[int]]]:
-        """The files the batch writes, with their lines; and the signals of disabled exports."""
+        """The files the batch writes, with their lines (enriched with locations for the exports that
+        ask: once per list of lines and option); and the signals of disabled exports."""
         works: dict[tuple[ExportKey, str], _Work] = {}
         dropped: dict[ExportKey, list[int]] = defaultdict(list)
-        for key, lines in groups.items():
+        enrichments: Enrichments | None = None
+        for key, group in groups.items():
             plan = self._plan(key, partition)
             for export_key in plan.dropped:
-                dropped[export_key].extend(sequence for sequence, _ in lines)
+                dropped[export_key].extend(sequence for sequence, _ in group)
             for file in plan.files:
+                lines = group
+                option = file.export.location
+                if option is not None:
+                    enrichments = enrichments or Enrichments(self._locator())
+                    lines, outcomes = enrichments(group, option)
+                    report.located[file.export.key].update(outcomes)
                 work = works.get(file.work)
                 if work is None:
                     works[file.work] = _Work(file, [lines], lines)
@@ -445,6 +459,7 @@ class Exporter:
                     authority=authority.of(export.key, file.key, file.ends),
                     encoded=encoded,
                     progress=progress,
+                    same=_same(export),
                 ),
                 deadline=self._write_deadline,
             )
@@ -571,6 +586,7 @@ class Exporter:
             known,
             owner=export.owner(partition),
             authority=authority.of(export.key, backlog.ledger_key, file.ends),
+            same=_same(export),
         )
         if kept is FORGOTTEN:
             return
@@ -591,6 +607,12 @@ def _log_failure(work: _Work, failure: WriteFailure) -> None:
             "signals": len(work.lines),
         },
     )
+
+
+def _same(export: Export) -> Same | None:
+    """How delivery knows a line of this export's in its files: a location may be written differently
+    on a second delivery, if the database was replaced in between (shared.location.same_signal)."""
+    return same_signal(export.location) if export.location is not None else None
 
 
 def _by_export(pairs: Iterable[tuple[ExportKey, str]]) -> dict[ExportKey, list[str]]:

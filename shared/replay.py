@@ -32,7 +32,17 @@ from azure.storage.blob import ContainerClient
 from azure.storage.queue import QueueClient
 
 from shared.backlog import BacklogBlob, HeldFile, held_file, list_backlog, parse_backlog_line
-from shared.delivery import FileSink, FileState, Line, Record, deliver, encode, lines_after, match_in_order
+from shared.delivery import (
+    FileSink,
+    FileState,
+    Line,
+    Record,
+    Same,
+    deliver,
+    encode,
+    lines_after,
+    match_in_order,
+)
 from shared.health import hints
 from shared.layout import REPLAY_TAG, destination_id, replay_file
 from shared.ledger import (
@@ -46,6 +56,7 @@ from shared.ledger import (
     settle,
     turn_for_replay,
 )
+from shared.location import same_signal
 from shared.model import AdlsDestination, Export, ExportStatus, ReplayPlacement
 from shared.outcomes import WriteFailure, classify
 from shared.sinks import DestinationClients
@@ -317,6 +328,7 @@ class Replayer:
                 record.state,
                 owner=export.owner(file.partition),
                 authority=authority,
+                same=same_signal(export.location) if export.location is not None else None,
             )
         except Exception:
             again = replace(record, hold=Hold.HELD, since=self._clock())
@@ -374,10 +386,13 @@ class Replayer:
         anchors = [place.held for _, place in blobs]
         if record is not None:
             anchors.append(record.state)  # the ledger's word, when it still has the file
-        same = file.destination_id == destination_id(export.destination)
-        landed = held_landed(
-            held, anchors, lambda start, end: _read(sink, file.path, start, end) if same else b""
-        )
+        here = file.destination_id == destination_id(export.destination)  # else: held for another
+
+        def read(start: int, end: int) -> bytes:
+            return _read(sink, file.path, start, end) if here else b""
+
+        same = same_signal(export.location) if export.location is not None else None
+        landed = held_landed(held, anchors, read, same)
         keep = [
             (sequence, pending[sequence]) for sequence in sorted(pending) if sequence not in landed | done
         ]
@@ -474,7 +489,10 @@ def sequence_line(sequence: int, data: bytes) -> bytes:
 
 
 def held_landed(
-    held: Mapping[int, bytes], anchors: Sequence[FileState], read: Callable[[int, int], bytes]
+    held: Mapping[int, bytes],
+    anchors: Sequence[FileState],
+    read: Callable[[int, int], bytes],
+    same: Same | None = None,
 ) -> set[int]:
     """The held signals (by sequence number) that the live file holds after all. Pure but for `read`
     (bytes [start, end) of the live file; empty when unknown).
@@ -493,7 +511,7 @@ def held_landed(
     if after:
         budget = sum(len(data) + 1 for _, data in after)
         region = read(anchor.length, anchor.length + budget)
-        landed |= {after[index][0] for index, _ in match_in_order(region, after)}
+        landed |= {after[index][0] for index, _ in match_in_order(region, after, same)}
     return landed
 
 

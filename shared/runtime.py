@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient
@@ -23,12 +23,16 @@ from shared.deadletter import DeadLetters
 from shared.environment import SettingsError
 from shared.fanout import Fanout
 from shared.ledger import PartitionLedger, partition_key
+from shared.location import Locator
 from shared.monitor import HealthMonitor, HealthRecords
 from shared.notify import Notifier
 from shared.pipeline import Exporter
 from shared.secrets import KeyBox
 from shared.settings import Settings
 from shared.sinks import AppendBlobSink, DestinationClients
+
+if TYPE_CHECKING:
+    from shared.geo import GeoDatabase
 from shared.store import ExportRegistry, ExportStore
 
 
@@ -162,7 +166,21 @@ class Runtime:
             write_deadline=self.settings.write_deadline_seconds,
             writers=Fanout(self.settings.write_concurrency, "export-write"),
             clock=lambda: self.clock(),
+            locator=self.locator,
         )
+
+    @cached_property
+    def geo(self) -> GeoDatabase | None:
+        """The operator's location database, when the settings name one (imported only then)."""
+        if not self.settings.location_configured:
+            return None
+        from shared.geo import location_database
+
+        return location_database(self.settings, lambda: self.blobs)
+
+    def locator(self) -> Locator:
+        """What a batch locates addresses with: the database's current version, or none."""
+        return self.geo.locator() if self.geo is not None else Locator(None)
 
     def ledger(self, partition: str) -> PartitionLedger:
         with self._lock:

@@ -17,6 +17,7 @@ table AppMetrics, dimensions in `Properties`); change both together.
 | `signals_dead_lettered` | counter | reason, project_id (when known) | events that are not signals |
 | `export_write_failures` | counter | project_id, export_id, cause | signals whose write failed |
 | `export_faults` | counter | project_id, export_id | signals backlogged after an error of the service's own |
+| `signals_located` | counter | project_id, export_id, outcome | location option: signals by outcome |
 | `batch_latency_ms` | histogram | project_id, export_id | earliest enqueued time of the batch to written |
 | `backlog_signals` | histogram | project_id, export_id | signals waiting in the backlog, per check |
 | `backlog_bytes` | histogram | project_id, export_id | bytes waiting in the backlog, per check |
@@ -133,6 +134,7 @@ class _Instruments:
     dead_lettered: metrics.Counter
     write_failures: metrics.Counter
     faults: metrics.Counter
+    located: metrics.Counter
     batch_latency: metrics.Histogram
     backlog_signals: metrics.Histogram
     backlog_bytes: metrics.Histogram
@@ -163,6 +165,11 @@ class _Instruments:
                 "export_faults",
                 unit="{signal}",
                 description="Signals kept in the backlog after an error of the service's own",
+            ),
+            located=meter.create_counter(
+                "signals_located",
+                unit="{signal}",
+                description="Signals of exports that ask for locations, by outcome",
             ),
             batch_latency=meter.create_histogram(
                 "batch_latency_ms", unit="ms", description="Earliest enqueued time of a batch to written"
@@ -232,6 +239,10 @@ def record_batch(report: BatchReport, *, written_at: datetime, earliest_enqueued
         for cause, signals in sorted(tally.failed.items()):
             _add(instruments.write_failures, signals, {**attributes, "cause": cause})
         _add(instruments.faults, tally.faults, attributes)
+        for outcome, signals in sorted(
+            getattr(report, "located", {}).get((project_id, export_id), {}).items()
+        ):
+            _add(instruments.located, signals, {**attributes, "outcome": str(outcome)})
         if latency_ms is not None and tally.writes_ok:
             instruments.batch_latency.record(latency_ms, attributes)
     for (project_id, reason), events in sorted(_dead_letters(report).items()):

@@ -22,6 +22,8 @@ from shared.delivery import (
     match_in_order,
     reconcile,
 )
+from shared.location import same_signal
+from shared.model import LocationOption
 from tests.memory import MemoryFiles
 
 OWNER = "p/x/g1/0"
@@ -268,3 +270,31 @@ def test_match_in_order_finds_a_subsequence_of_ours_among_foreign_rows(
     for (index, end), start in zip(found, [0, *offsets], strict=False):
         assert region[:end].endswith(ours[index][1] + b"\n") and end > start
     assert len(found) == len(written)  # every line of ours in the region is found
+
+
+def test_a_signal_located_differently_on_a_second_delivery_is_written_once() -> None:
+    """The operator replaced the location database between a write whose answer was lost and its
+    redelivery: the signals now carry another location, but delivery knows them by their place in the
+    file (shared.location.same_signal leaves the location member out of the comparison)."""
+    option = LocationOption(ip_field="/ip")
+
+    def located(city: bytes) -> list[Line]:
+        return [
+            (n, b'{"name":"s","ip":"81.2.69.0","n":%d,"location":{"city":"%s"}}' % (n, city))
+            for n in range(3)
+        ]
+
+    for same, expected in ((same_signal(option), 3), (None, 6)):
+        files = MemoryFiles()
+        recorded = None  # the ledger never heard of the file: found by its owner mark
+
+        def lose_response(when: str, op: str, path: str) -> None:
+            if (when, op) == ("after", "append"):
+                raise Lost
+
+        files.fault = lose_response
+        with pytest.raises(Lost):
+            deliver(files, "f", located(b"Oldtown"), recorded, owner=OWNER)
+        files.fault = lambda *_: None
+        deliver(files, "f", located(b"Newtown"), recorded, owner=OWNER, same=same)
+        assert len(files.lines("f")) == expected  # without the comparison, written twice
