@@ -109,10 +109,11 @@ def dev_app(host: LocalHost) -> FastAPI:
                 document = None
             if not isinstance(document, dict) or not isinstance(document.get("input"), str):
                 raise HTTPException(400, 'send {"input": "<message text>"}')
-            if host.runtime is None or host.queue is None:
+            queue = host.queues.get(str(function.trigger.get("queueName")))
+            if host.runtime is None or queue is None:
                 raise HTTPException(503, "the host is not running")
-            runtime, queue, text = host.runtime, host.queue, document["input"]
-            await run_in_threadpool(lambda: runtime.replay_queue.send_message(text))
+            text = document["input"]
+            await run_in_threadpool(lambda: queue.runner.queue.send_message(text))
             queue.wake()
             return {"function": name, "queued": True}
         if function.kind == HTTP:
