@@ -32,15 +32,17 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 import stamina
 from azure.core.exceptions import AzureError
 
 from shared.model import Export
+
+if TYPE_CHECKING:
+    import httpx  # imported when a delivery runs: no cold start of the other functions pays for it
 
 log = logging.getLogger("signals_export.notify")
 
@@ -48,7 +50,7 @@ SIGNATURE_HEADER = "X-Signals-Export-Signature"
 TIMESTAMP_HEADER = "X-Signals-Export-Timestamp"
 ATTEMPTS = 3  # per delivery (one queue message); the queue then tries the message again
 DELIVERY_SECONDS = 15.0  # one delivery, retries included
-REQUEST_TIMEOUT = httpx.Timeout(5.0, connect=3.0, pool=1.0)  # each network operation
+REQUEST_SECONDS = 5.0  # each network operation (connecting: 3 seconds)
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -242,7 +244,7 @@ class Webhooks:
         resolve: Resolve = resolve,
         verify: ssl.SSLContext | bool = True,
         deadline: float = DELIVERY_SECONDS,
-        timeout: httpx.Timeout = REQUEST_TIMEOUT,
+        timeout: float = REQUEST_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._exports = exports
@@ -282,10 +284,12 @@ class Webhooks:
         return self._post(target, orjson.dumps(event), secret, ids)
 
     def _post(self, target: Target, body: bytes, secret: str | None, ids: dict[str, str]) -> Delivery:
+        import httpx
+
         deadline = time.monotonic() + self._deadline
         attempts = 0
         client = httpx.Client(
-            timeout=self._timeout,
+            timeout=httpx.Timeout(self._timeout, connect=min(3.0, self._timeout), pool=1.0),
             verify=self._verify,
             follow_redirects=False,
             trust_env=False,  # no proxy from the environment: it would resolve the name itself
@@ -333,6 +337,8 @@ class Webhooks:
 
 def _retryable(error: Exception) -> bool:
     """Worth another attempt at once: the network, or a receiver that is busy or failing."""
+    import httpx
+
     if isinstance(error, ReceiverFailed):
         return error.status in {408, 429} or error.status >= 500
     return isinstance(error, httpx.TransportError)

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -208,7 +207,7 @@ def test_a_receiver_that_answers_a_byte_at_a_time_is_cut_off_at_the_deadline(
 
     hook = Receiver(answer=dribble)
     receivers.append(hook)
-    webhooks = Webhooks(service.store, allow_private=True, deadline=1.0, timeout=httpx.Timeout(5.0))
+    webhooks = Webhooks(service.store, allow_private=True, deadline=1.0, timeout=5.0)
     with pytest.raises(NotDelivered):
         webhooks.deliver(_hooked(service, project, hook.url()))
     assert cut.wait(30), "the receiver's connection was cut while it was still answering"
