@@ -16,6 +16,8 @@ sha256=<hex>`; the timestamp also lets the receiver refuse replays), sent with h
   rebinding);
 - redirects are not followed: a 3xx is a failed delivery;
 - retries (stamina) and the request itself end within `DELIVERY_SECONDS`, whatever the receiver does.
+
+httpx's request extensions `sni_hostname` and `trace`: https://www.python-httpx.org/advanced/extensions/
 """
 
 from __future__ import annotations
