@@ -3,6 +3,7 @@
 - export_signals: Event Hub trigger; exports each batch to every matching export's destination.
 - check_health: timer; judges every export's health, postpones, probes, disables, expires backlog.
 - replay_backlog: queue trigger; replays one backlog file of a resumed export.
+- notify_webhook: queue trigger; posts one state change to its export's webhook.
 - management_api: HTTP; the management API (FastAPI, shared/api), which authenticates requests itself.
 """
 
@@ -18,7 +19,7 @@ from shared.api import create_api
 from shared.eventhub import batch_from_trigger
 from shared.replay import WorkItem, replay
 from shared.runtime import runtime
-from shared.settings import REPLAY_QUEUE
+from shared.settings import NOTIFY_QUEUE, REPLAY_QUEUE
 
 telemetry.configure()  # Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set
 app = func.AsgiFunctionApp(
@@ -93,3 +94,11 @@ def replay_backlog(message: func.QueueMessage) -> None:
             "dequeue_count": message.dequeue_count,
         },
     )
+
+
+@app.function_name("notify_webhook")
+@app.queue_trigger(arg_name="message", queue_name=NOTIFY_QUEUE, connection="AzureWebJobsStorage")
+def notify_webhook(message: func.QueueMessage) -> None:
+    # Off the health check's path. NotDelivered leaves the message to the queue's retries, then the
+    # poison queue (export-notify-poison); a notification delivered twice is told apart by its "at".
+    runtime().webhooks.deliver(message.get_body())

@@ -209,6 +209,7 @@ def _announce(local: LocalHost) -> None:
         f"health check     {status['timer']['schedule']}; "
         f"now: curl -X POST {local.url}/admin/functions/check_health",
         "replay queue     export-replay (queue function; poison queue export-replay-poison)",
+        "notify queue     export-notify (queue function notify_webhook; poison queue export-notify-poison)",
     ]
     if storage["local"]:
         lines += [

@@ -113,11 +113,12 @@ def dev_app(host: LocalHost) -> FastAPI:
                 document = None
             if not isinstance(document, dict) or not isinstance(document.get("input"), str):
                 raise HTTPException(400, 'send {"input": "<message text>"}')
-            if host.runtime is None or host.queue is None:
+            queue = host.queues.get(str(function.trigger.get("queueName")))
+            if host.runtime is None or queue is None:
                 raise HTTPException(503, "the host is not running")
-            runtime, queue, text = host.runtime, host.queue, document["input"]
+            text = document["input"]
             message = encode(text.encode(), queue.runner.encoding)  # the body, as the trigger decodes it
-            await run_in_threadpool(lambda: runtime.replay_queue.send_message(message))
+            await run_in_threadpool(lambda: queue.runner.queue.send_message(message))
             queue.wake()
             return {"function": name, "queued": True}
         if function.kind == HTTP:

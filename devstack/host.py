@@ -382,7 +382,8 @@ class LocalHost:
         self.pump: LocalPump | None = None
         self.eventhub: EventHubSource | None = None
         self.timer: TimerTrigger | None = None
-        self.queue: QueuePoller | None = None
+        self.queue: QueuePoller | None = None  # the replay queue's
+        self.queues: dict[str, QueuePoller] = {}  # every queue function's, by queue name
         self.settings: dict[str, str] = {}
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
@@ -521,7 +522,9 @@ class LocalHost:
         monitored = bool(timer_fn.trigger.get("useMonitor", True))  # the schedule monitor's status file
         status_file = self.data_dir / "timers" / f"{timer_fn.name}.json" if monitored else None
         self.timer = TimerTrigger(timer_fn.name, timer_fn.handler, schedule, status_file=status_file)
-        self.queue = self._queue_poller(one_of_kind(QUEUE), runtime)
+        functions = [f for f in registered_functions().values() if f.kind == QUEUE]
+        self.queues = {str(f.trigger["queueName"]): self._queue_poller(f, runtime) for f in functions}
+        self.queue = self.queues[REPLAY_QUEUE]
         if self.eventhub is not None:
             self.eventhub.storage_connection = storage_connection
         else:
@@ -535,7 +538,8 @@ class LocalHost:
             )
         self._start_http()
         self.timer.start()
-        self.queue.start()
+        for poller in self.queues.values():
+            poller.start()
         if self.eventhub is not None:
             self.eventhub.start()
         elif self.pump is not None:
@@ -562,9 +566,10 @@ class LocalHost:
 
         queues = host_json().get("extensions", {}).get("queues", {})
         threshold = queues.get("newBatchThreshold")
+        name = str(function.trigger["queueName"])
         runner = QueueRunner(
-            queue=runtime.replay_queue,
-            poison=runtime.poison_queue,
+            queue=runtime.queue(name),
+            poison=runtime.queue(f"{name}-poison"),
             handler=function.handler,
             max_dequeue_count=int(queues.get("maxDequeueCount", 5)),
             retry_delay=_timespan(queues.get("visibilityTimeout"), 0.0),
@@ -622,7 +627,7 @@ class LocalHost:
             if self._server_thread is not None:
                 self._server_thread.join(timeout=15)
             self._server = self._server_thread = None
-        for part in (self.eventhub, self.pump, self.queue, self.timer):
+        for part in (self.eventhub, self.pump, *self.queues.values(), self.timer):
             if part is not None:
                 try:
                     part.stop()
@@ -631,6 +636,7 @@ class LocalHost:
         self.eventhub = None
         self.pump = None
         self.queue = None
+        self.queues = {}
         self.timer = None
         if self.runtime is not None:
             from shared.runtime import use_runtime

@@ -331,7 +331,7 @@ class HealthMonitor:
             },
         )
         if delivery is not None:
-            change["notified"] = delivery.delivered
+            change["notified"] = str(delivery)  # "queued": the queue function notify_webhook posts it
         record.history = [*record.history, change][-HISTORY_LENGTH:]
         if decision.status is ExportStatus.ACTIVE:
             self._on_resume(export)

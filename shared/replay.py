@@ -31,6 +31,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.storage.blob import ContainerClient
 from azure.storage.queue import QueueClient
 
+from shared import messages
 from shared.backlog import BacklogBlob, HeldFile, held_file, list_backlog, parse_backlog_line
 from shared.delivery import (
     FileSink,
@@ -117,7 +118,7 @@ class WorkItem:
             "blob": self.blob,
             "at": self.at,
         }
-        return base64.b64encode(orjson.dumps(document)).decode("ascii")
+        return messages.encode(document)
 
     @classmethod
     def from_message(cls, text: str) -> WorkItem:

@@ -25,7 +25,7 @@ from shared.fanout import Fanout
 from shared.ledger import PartitionLedger, partition_key
 from shared.location import Locator
 from shared.monitor import HealthMonitor, HealthRecords
-from shared.notify import Notifier
+from shared.notify import Notifier, Webhooks
 from shared.pipeline import Exporter
 from shared.secrets import KeyBox
 from shared.settings import Settings
@@ -95,7 +95,11 @@ class Runtime:
 
     @cached_property
     def notifier(self) -> Notifier:
-        return Notifier(allow_private=self.settings.allow_private_webhooks)
+        return Notifier(self.notify_queue)
+
+    @cached_property
+    def webhooks(self) -> Webhooks:
+        return Webhooks(self.store, allow_private=self.settings.allow_private_webhooks)
 
     @cached_property
     def monitor(self) -> HealthMonitor:
@@ -114,26 +118,25 @@ class Runtime:
             clock=lambda: self.clock(),
         )
 
+    def queue(self, name: str) -> QueueClient:
+        """A client of one of the service's queues."""
+        if self.settings.storage_connection:
+            return QueueClient.from_connection_string(self.settings.storage_connection, name, **self._hooks)
+        return QueueClient(self.settings.storage_queue_uri, name, credential=self._credential, **self._hooks)
+
     @cached_property
     def replay_queue(self) -> QueueClient:
-        if self.settings.storage_connection:
-            return QueueClient.from_connection_string(
-                self.settings.storage_connection, names.REPLAY_QUEUE, **self._hooks
-            )
-        return QueueClient(
-            self.settings.storage_queue_uri,
-            names.REPLAY_QUEUE,
-            credential=self._credential,
-            **self._hooks,
-        )
+        return self.queue(names.REPLAY_QUEUE)
 
     @cached_property
     def poison_queue(self) -> QueueClient:
         """Where the Functions host moves replay items that failed `maxDequeueCount` times."""
-        name = f"{names.REPLAY_QUEUE}-poison"
-        if self.settings.storage_connection:
-            return QueueClient.from_connection_string(self.settings.storage_connection, name)
-        return QueueClient(self.settings.storage_queue_uri, name, credential=self._credential)
+        return self.queue(f"{names.REPLAY_QUEUE}-poison")
+
+    @cached_property
+    def notify_queue(self) -> QueueClient:
+        """Webhook notifications the health check leaves for the queue function `notify_webhook`."""
+        return self.queue(names.NOTIFY_QUEUE)
 
     @cached_property
     def store(self) -> ExportStore:
@@ -203,10 +206,11 @@ class Runtime:
                 self.blobs.create_container(container)
             except ResourceExistsError:
                 pass
-        try:
-            self.replay_queue.create_queue()
-        except ResourceExistsError:
-            pass
+        for queue in (self.replay_queue, self.notify_queue):
+            try:
+                queue.create_queue()
+            except ResourceExistsError:
+                pass
 
 
 _runtime: Runtime | None = None

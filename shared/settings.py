@@ -24,6 +24,7 @@ HEALTH_TABLE = "exporthealth"
 DEADLETTER_CONTAINER = "deadletter"
 BACKLOG_CONTAINER = "backlog"
 REPLAY_QUEUE = "export-replay"
+NOTIFY_QUEUE = "export-notify"
 
 
 @dataclass(frozen=True)

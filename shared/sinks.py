@@ -7,6 +7,7 @@ Retrying is safe because delivery is idempotent (see shared.delivery).
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +31,7 @@ MAX_ADLS_APPEND = 4000 * 1024 * 1024  # one ADLS Gen2 append request (Path - Upd
 OWNER = "signalsexport"  # metadata: the owner mark a file was created with (shared.delivery)
 _CLIENT_OPTIONS: dict[str, Any] = {"retry_total": 0, "connection_timeout": 5, "read_timeout": 20}
 _GONE_CODES = {"PathNotFound", "BlobNotFound"}
-PROBE_FILE = ".signals-export-probe"
+PROBE_FILE = ".signals-export-probe"  # each check writes its own: PROBE_FILE-<random hex>
 
 
 def account_name(account_url: str) -> str:
@@ -107,18 +108,29 @@ class DestinationClients:
         return None
 
     def probe_write(self, destination: Destination) -> WriteFailure | None:
-        """Prove that the service can write: create (if missing), append to and delete a small probe
-        file. Used when an export is created, its key changes, or it is resumed."""
+        """Prove that the service can write: create, append to and delete a small probe file. Used when
+        an export is created, its key changes, or it is resumed.
+
+        Each check writes a file of its own (a random name), so checks of several exports on one
+        filesystem or container at once never meet. A probe left by a failed check is deleted too,
+        as far as the storage still lets us."""
         sink = self.sink(destination)
-        path = PROBE_FILE
+        path = f"{PROBE_FILE}-{secrets.token_hex(8)}"
         try:
             sink.create(path)
-            length = sink.length(path) or 0
-            sink.append(path, b"\n", length)
+            sink.append(path, b"\n", 0)
             self._delete(destination, path)
         except Exception as error:
+            self._clean_up(destination, path)
             return classify(error)
         return None
+
+    def _clean_up(self, destination: Destination, path: str) -> None:
+        """Delete a failed check's probe, if it was made (its create may have landed unanswered)."""
+        try:
+            self._delete(destination, path)
+        except Exception:  # noqa: S110  # nothing made, or the storage refuses: the check already failed
+            pass
 
     def _delete(self, destination: Destination, path: str) -> None:
         if isinstance(destination, AdlsDestination):

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from devstack.azurite import ACCOUNT, KEY, Azurite
 from shared.runtime import Runtime, use_runtime
@@ -21,6 +22,12 @@ BLOB_CUSTOMER_KEY = base64.b64encode(b"customer blob account key 0001 xx").decod
 LAKE_CUSTOMER = "customerlake"
 LAKE_CUSTOMER_KEY = base64.b64encode(b"customer lake account key 0001 xx").decode()
 SERVICE_KEY = base64.b64encode(b"k" * 32).decode()
+
+# Property tests: a fixed budget by default (CI); `HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=200000` for a
+# long run. No deadline: the machine's two cores are shared, and a slow example is not a failure.
+settings.register_profile("ci", max_examples=300, deadline=None)
+settings.register_profile("fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", "200000")), deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(autouse=True, scope="session")

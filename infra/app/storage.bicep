@@ -1,7 +1,8 @@
 // The service's own storage account: Functions host storage (AzureWebJobsStorage: leases, Event Hubs
 // checkpoints, timers), the deployment package container, and the pipeline's state:
 //   tables      exports (export definitions), exportledger (delivery ledger), exporthealth (health)
-//   queue       export-replay (backlog replays) and export-replay-poison (the runtime's poison queue)
+//   queue       export-replay (backlog replays) and export-replay-poison (the runtime's poison queue),
+//               export-notify (webhook notifications)
 //   containers  backlog (undelivered signals, append blobs), deadletter (unparseable signals)
 // Access is by Microsoft Entra ID only: shared keys (and so SAS and connection strings) are disabled.
 
@@ -144,6 +145,11 @@ resource replayQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@202
 resource replayPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
   parent: queueService
   name: 'export-replay-poison'
+}
+
+resource notifyQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: 'export-notify'
 }
 
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {

@@ -49,6 +49,9 @@ def create_api(
         docs_url="/api/docs",
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
+        # No redirect from a trailing slash: Starlette's builds its Location from the Host header,
+        # before authentication. Such a path is a 404 like any other unknown one.
+        redirect_slashes=False,
     )
     api.add_middleware(BodyLimit)
     api.state.runtime_provider = runtime_provider

@@ -36,6 +36,29 @@ _PYDANTIC_CODES = {
     "union_tag_not_found": "MissingProperty",
 }
 
+# Kinds whose pydantic message states the rule without the input (pydantic-core's templates, such as
+# "Input should be 'hour' or 'day'"). Every other kind gets a message of ours: pydantic's may quote the
+# input (union_tag_invalid quotes the tag sent; value_error quotes a validator's text).
+_SAFE_PYDANTIC_MESSAGES = frozenset(
+    {
+        "literal_error",
+        "enum",
+        "string_type",
+        "string_too_short",
+        "string_too_long",
+        "too_short",
+        "too_long",
+        "list_type",
+        "bool_type",
+        "bool_parsing",
+        "int_type",
+        "int_parsing",
+        "model_type",
+        "model_attributes_type",
+        "dict_type",
+    }
+)
+
 _HTTP_CODES = {
     400: "BadRequest",
     401: "AuthenticationFailed",
@@ -54,7 +77,8 @@ _HTTP_CODES = {
 }
 
 _HTTP_MESSAGES = {
-    404: "No such resource. The API's resources are under /api/projects/{projectId}/exports.",
+    404: "No such resource. The API's resources are under /api/projects/{projectId}/exports "
+    "(paths without a trailing slash).",
     405: "The resource does not support this method; the Allow header lists those it does.",
 }
 
@@ -101,11 +125,10 @@ def bad_request(code: str, message: str, target: str | None = None) -> ApiError:
 
 
 def not_found(project_id: str, export_id: str) -> ApiError:
+    """The export of the request's path does not exist (for this caller). The ids are the request's
+    own: not repeated back."""
     return ApiError(
-        404,
-        "ExportNotFound",
-        f"Export '{export_id}' was not found in project '{project_id}'.",
-        target="exportId",
+        404, "ExportNotFound", "No export with this id exists in this project.", target="exportId"
     )
 
 
@@ -158,6 +181,14 @@ def _detail(error: Mapping[str, Any]) -> dict[str, Any]:
         return {"code": code, "message": f"{target} must be {ID_RULE}.", "target": target}
     if kind in {"union_tag_invalid", "union_tag_not_found"}:
         target = f"{target}.type" if target else "type"
+        if kind == "union_tag_not_found":
+            return {"code": "MissingProperty", "message": f"{target} is required.", "target": target}
+        expected = str((error.get("ctx") or {}).get("expected_tags", "'adls', 'blob'"))
+        return {
+            "code": "InvalidDestinationType",
+            "message": f"{target} must be one of {expected}.",
+            "target": target,
+        }
     if source == "body" and not target and kind.endswith("_type"):
         return {"code": "InvalidRequestContent", "message": "The request body must be a JSON object."}
     if kind[:1].isupper():  # our own rules (PydanticCustomError): the type is the code
@@ -169,8 +200,10 @@ def _detail(error: Mapping[str, Any]) -> dict[str, Any]:
             message = f"{target or 'A property'} is required."
         elif kind == "extra_forbidden":
             message = f"{target} is not a property of this resource (unknown or read-only)."
-        else:
+        elif kind in _SAFE_PYDANTIC_MESSAGES:
             message = f"{target or 'The request'}: {error.get('msg', 'invalid value')}."
+        else:
+            message = f"{target or 'The request'} is not valid."
     if source == "query" and code == "InvalidValue":
         code = "InvalidQueryParameter"
     detail = {"code": code, "message": message}

@@ -261,7 +261,12 @@ class ExportPatch(BaseModel):
     @field_validator("signals", mode="before")
     @classmethod
     def _signals(cls, value: Any) -> Any:
-        return None if value is None else rules.signals(value)
+        if value is None:  # null removes a member; without a selection an export would take every signal
+            raise PydanticCustomError(
+                "InvalidSignals",
+                'signals cannot be removed (null): send "all" to export every signal, or the names to export',
+            )
+        return rules.signals(value)
 
 
 class AdlsDestinationOut(BaseModel):

@@ -136,12 +136,12 @@ def test_replace_keeps_status_enabled_key_and_creation_time(
 def test_merge_patch_null_removes_and_json_content_type_is_accepted(
     client: TestClient, writer: dict[str, str], storage: Storage, project: str
 ) -> None:
-    """A merge patch with null resets a member (signals back to "all"), and application/json is accepted too."""
+    """A merge patch with null resets an optional member (granularity back to hourly), and application/json is accepted too."""
     url = export_url(project, "nulls")
     client.put(url, json=storage.adls(signals=["a", "b"], granularity="day"), headers=writer)
-    patched = client.patch(url, json={"signals": None, "granularity": None}, headers=writer)
+    patched = client.patch(url, json={"granularity": None}, headers=writer)
     assert patched.status_code == 200, patched.text
-    assert patched.json()["signals"] == "all" and patched.json()["granularity"] == "hour"
+    assert patched.json()["signals"] == ["a", "b"] and patched.json()["granularity"] == "hour"
     same = client.patch(url, json={}, headers=writer)
     assert same.status_code == 200 and same.json()["etag"] == patched.json()["etag"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import hmac
@@ -9,8 +10,8 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 import pytest
 from azure.storage.blob import BlobServiceClient
@@ -18,6 +19,8 @@ from azure.storage.filedatalake import DataLakeServiceClient
 
 from devstack.adls_emulator import AdlsEmulator
 from devstack.azurite import ACCOUNT, KEY, Azurite
+from devstack.queue_runner import QueueRunner
+from shared import messages
 from shared.health_view import health_view
 from shared.model import Export, ExportStatus, Secret
 from shared.requests import RequestCounter
@@ -33,7 +36,8 @@ from tests.integration.conftest import (
     run_health_check,
     server_busy,
 )
-from tests.support import registered_functions
+from tests.receivers import Receiver
+from tests.support import registered, registered_functions
 
 pytestmark = pytest.mark.integration
 
@@ -62,13 +66,23 @@ def after_cache(service: Runtime) -> None:
 
 
 def test_the_timer_is_bound_to_the_schedule_setting() -> None:
-    """check_health runs on HEALTH_SCHEDULE; replay_backlog is bound to the replay queue."""
+    """check_health runs on HEALTH_SCHEDULE; replay_backlog and notify_webhook are bound to their queues."""
     functions = registered_functions()
     (timer,) = json.loads(functions["check_health"].get_function_json())["bindings"]
     assert timer["type"] == "timerTrigger" and timer["schedule"] == "%HEALTH_SCHEDULE%"
-    (queue,) = json.loads(functions["replay_backlog"].get_function_json())["bindings"]
-    assert queue["type"] == "queueTrigger" and queue["queueName"] == "export-replay"
-    assert queue["connection"] == "AzureWebJobsStorage"
+    for name, queue_name in (("replay_backlog", "export-replay"), ("notify_webhook", "export-notify")):
+        (queue,) = json.loads(functions[name].get_function_json())["bindings"]
+        assert queue["type"] == "queueTrigger" and queue["queueName"] == queue_name
+        assert queue["connection"] == "AzureWebJobsStorage"
+
+
+def test_queue_messages_are_base64_as_host_json_says() -> None:
+    """The service writes its queue messages Base64 (shared.messages), which is what the queue
+    extension 5.x decodes by default and what host.json states (Azure/azure-sdk-for-net,
+    sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Queues/src/QueueTriggerAttribute.cs)."""
+    host = json.loads((Path(__file__).resolve().parents[2] / "host.json").read_text())
+    assert host["extensions"]["queues"]["messageEncoding"] == "base64"
+    assert base64.b64decode(messages.encode({"a": 1}), validate=True) == b'{"a":1}'
 
 
 def test_a_regenerated_adls_key_postpones_the_export_and_keeps_every_signal(
@@ -244,46 +258,47 @@ def test_after_seven_days_postponed_the_export_is_disabled_and_its_backlog_expir
 
 
 @pytest.fixture
-def webhook() -> Iterator[list[dict[str, Any]]]:
+def webhook() -> Iterator[Receiver]:
     """A receiver on loopback that records what it is sent."""
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append({"headers": dict(self.headers), "body": body})
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    received.append({"url": f"http://127.0.0.1:{server.server_port}/hook"})
-    yield received
-    server.shutdown()
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
 
 
-def test_a_state_change_is_posted_signed_to_the_exports_webhook(
-    service: Runtime, customer: Customer, traffic: Traffic, lake: AdlsEmulator, webhook: list[dict[str, Any]]
-) -> None:
-    """The webhook gets the change with cause, reason and hints, signed with the export's secret."""
+def _hooked_export(
+    service: Runtime, traffic: Traffic, customer: Customer, url: str
+) -> tuple[Runtime, Export]:
+    """An export of the traffic's project that names a (loopback) webhook, on a runtime that allows it."""
     local = Runtime(dataclasses.replace(service.settings, allow_private_webhooks=True))
     use_runtime(local)
-    url = webhook.pop(0)["url"]
     fs = f"hook{traffic.project[-8:]}"
     export = Export(
         traffic.project, "lake", customer.adls(fs, ""), webhook=url, webhook_secret=Secret("s3cret")
     )
     local.destinations.prepare(export.destination)
     local.store.put(export)
+    return local, export
+
+
+def _notify(local: Runtime) -> QueueRunner:
+    """The queue function notify_webhook on its queue, as the Functions host runs it."""
+    name = local.notify_queue.queue_name
+    return QueueRunner(local.notify_queue, local.queue(f"{name}-poison"), registered("notify_webhook"))
+
+
+def test_a_state_change_is_queued_then_posted_signed_to_the_exports_webhook(
+    service: Runtime, customer: Customer, traffic: Traffic, lake: AdlsEmulator, webhook: Receiver
+) -> None:
+    """The health check queues the change; the queue function posts it with cause, reason and hints, signed."""
+    local, export = _hooked_export(service, traffic, customer, webhook.url())
     with regenerated_key(lake):
         traffic.send(3)
         run_health_check()
-    (call,) = webhook
-    event = json.loads(call["body"])
+    history = health_view(local, export.project_id, export.export_id)["history"]
+    assert history[-1]["notified"] == "queued"
+    assert _notify(local).drain() == 1
+    (call,) = webhook.received
+    event = json.loads(call.body)
     assert (event["exportId"], event["from"], event["to"], event["cause"]) == (
         "lake",
         "active",
@@ -292,13 +307,37 @@ def test_a_state_change_is_posted_signed_to_the_exports_webhook(
     )
     assert event["hints"]
     expected = hmac.new(
-        b"s3cret",
-        call["headers"]["X-Signals-Export-Timestamp"].encode() + b"." + call["body"],
-        hashlib.sha256,
+        b"s3cret", call.headers["X-Signals-Export-Timestamp"].encode() + b"." + call.body, hashlib.sha256
     )
-    assert call["headers"]["X-Signals-Export-Signature"] == "sha256=" + expected.hexdigest()
-    history = health_view(local, export.project_id, export.export_id)["history"]
-    assert history[-1]["notified"] is True
+    assert call.headers["X-Signals-Export-Signature"] == "sha256=" + expected.hexdigest()
+
+
+def test_a_slow_webhook_receiver_does_not_hold_up_the_health_check(
+    service: Runtime, customer: Customer, traffic: Traffic, lake: AdlsEmulator
+) -> None:
+    """A receiver that would hang is not even called by the health check: the queue function delivers later."""
+    gate = threading.Event()
+
+    def hang(handler: BaseHTTPRequestHandler) -> None:
+        gate.wait(60)
+        handler.send_response(204)
+        handler.end_headers()
+
+    slow = Receiver(answer=hang)
+    try:
+        local, export = _hooked_export(service, traffic, customer, slow.url())
+        with regenerated_key(lake):
+            traffic.send(3)
+            run_health_check()
+        assert slow.received == [], "the health check called the receiver"
+        assert status(local, export) is ExportStatus.POSTPONED
+        assert health_view(local, export.project_id, export.export_id)["history"][-1]["notified"] == "queued"
+        gate.set()
+        assert _notify(local).drain() == 1
+        assert len(slow.received) == 1
+    finally:
+        gate.set()
+        slow.close()
 
 
 def test_bookkeeping_costs_fewer_requests_than_the_writes_it_records(
