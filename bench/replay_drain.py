@@ -123,7 +123,7 @@ def _round(
     tag = uuid.uuid4().hex[:8]
     live_export = create_export(runtime, f"live-{tag}", "lake", stack.adls(f"live{tag}"))
     held_export = create_export(runtime, f"held-{tag}", "lake", stack.adls(f"held{tag}"))
-    runtime.store.set_status(
+    runtime.exports.set_status(
         held_export.project_id, held_export.export_id, ExportStatus.POSTPONED, cause="transient"
     )
     runtime.registry.invalidate()

@@ -222,7 +222,7 @@ def create_export(
         project, export_id, destination, None if signals is None else frozenset(signals), granularity
     )
     runtime.destinations.prepare(destination)
-    runtime.store.put(export)
+    runtime.exports.put(export)
     runtime.registry.invalidate()
     return export
 

@@ -6,12 +6,12 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from shared.exports import ExportUnreadable
 from shared.health import CONFIGURATION_UNREADABLE, explanation, hints, success_rate
 from shared.ledger import read_partitions_of
 from shared.model import ExportStatus
 from shared.monitor import HealthRecord, totals_of
 from shared.replay import progress
-from shared.store import ExportUnreadable
 
 if TYPE_CHECKING:
     from shared.runtime import Runtime
@@ -20,11 +20,11 @@ if TYPE_CHECKING:
 def health_view(
     runtime: Runtime, project_id: str, export_id: str, *, now: float | None = None
 ) -> dict[str, Any]:
-    """The export's health as JSON. Raises shared.store.ExportNotFound for an unknown export."""
+    """The export's health as JSON. Raises shared.exports.ExportNotFound for an unknown export."""
     now = time.time() if now is None else now
     record = runtime.health_records.get(project_id, export_id)
     try:
-        export, _ = runtime.store.get(project_id, export_id)
+        export, _ = runtime.exports.get(project_id, export_id)
     except ExportUnreadable as unreadable:
         return _unreadable_view(project_id, export_id, unreadable, record)
     totals = totals_of(read_partitions_of(runtime.ledger_table, project_id, export_id))

@@ -22,6 +22,7 @@ from azure.storage.blob import ContainerClient
 
 from shared.backlog import BacklogBlob, expire, export_prefix, list_backlog
 from shared.counters import Counters
+from shared.exports import Exports, ExportUnreadable
 from shared.health import (
     CONFIGURATION_UNREADABLE,
     Decision,
@@ -36,7 +37,6 @@ from shared.ledger import ExportKey, LedgerEntry, read_all
 from shared.model import Destination, Export, ExportStatus
 from shared.notify import Notifier
 from shared.outcomes import Cause, WriteFailure
-from shared.store import ExportStore, ExportUnreadable
 
 log = logging.getLogger("signals_export.health")
 
@@ -181,7 +181,7 @@ class HealthMonitor:
     def __init__(
         self,
         *,
-        store: ExportStore,
+        store: Exports,
         ledger_table: TableClient,
         records: HealthRecords,
         backlog: ContainerClient,

@@ -71,7 +71,7 @@ REPLAYED = "replayed"  # backlog blob metadata: bytes already replayed
 
 
 class ExportReader(Protocol):
-    """Reads one export (shared.store.ExportStore)."""
+    """Reads one export (shared.exports.Exports)."""
 
     def get(self, project_id: str, export_id: str) -> tuple[Export, str]: ...
 
@@ -142,7 +142,7 @@ def work_items(blobs: Iterable[BacklogBlob], project_id: str, export_id: str, at
 
 def resume(runtime: Runtime, export: Export) -> ResumeResult:
     """Check the destination, set the export active, and enqueue its backlog for replay."""
-    export, _ = runtime.store.get(export.project_id, export.export_id)  # its state now, not the caller's
+    export, _ = runtime.exports.get(export.project_id, export.export_id)  # its state now, not the caller's
     failure = _check(runtime, export)
     if failure is not None:
         raise ResumeRefused(
@@ -151,7 +151,7 @@ def resume(runtime: Runtime, export: Export) -> ResumeResult:
             hints(failure.cause.value),
         )
     if export.status is not ExportStatus.ACTIVE:
-        runtime.store.set_status(export.project_id, export.export_id, ExportStatus.ACTIVE, cause="")
+        runtime.exports.set_status(export.project_id, export.export_id, ExportStatus.ACTIVE, cause="")
         runtime.registry.invalidate()
         record = runtime.health_records.get(export.project_id, export.export_id)
         runtime.monitor.record_resume(export, record, by="customer")
@@ -224,7 +224,7 @@ def replay(runtime: Runtime, item: WorkItem) -> ReplayOutcome:
     """Replay one live file's held signals. Raises WriteFailure when the destination fails (the queue
     retries the message, then moves it to the poison queue)."""
     return Replayer(
-        exports=runtime.store,
+        exports=runtime.exports,
         backlog=runtime.backlog_container,
         ledger_table=runtime.ledger_table,
         destinations=runtime.destinations,

@@ -33,7 +33,7 @@ from shared.sinks import AppendBlobSink, DestinationClients
 
 if TYPE_CHECKING:
     from shared.geo import GeoDatabase
-from shared.store import ExportRegistry, ExportStore
+from shared.exports import ExportRegistry, Exports
 
 
 @dataclass
@@ -99,14 +99,14 @@ class Runtime:
 
     @cached_property
     def webhooks(self) -> Webhooks:
-        return Webhooks(self.store, allow_private=self.settings.allow_private_webhooks)
+        return Webhooks(self.exports, allow_private=self.settings.allow_private_webhooks)
 
     @cached_property
     def monitor(self) -> HealthMonitor:
         from shared.replay import resume_replay, tend_backlog  # the monitor starts replays
 
         return HealthMonitor(
-            store=self.store,
+            store=self.exports,
             ledger_table=self.ledger_table,
             records=self.health_records,
             backlog=self.backlog_container,
@@ -139,12 +139,12 @@ class Runtime:
         return self.queue(names.NOTIFY_QUEUE)
 
     @cached_property
-    def store(self) -> ExportStore:
-        return ExportStore(self.exports_table, self.keys)
+    def exports(self) -> Exports:
+        return Exports(self.exports_table, self.keys, clock=lambda: self.clock())
 
     @cached_property
     def registry(self) -> ExportRegistry:
-        return ExportRegistry(self.store.list, max_age=self.settings.export_cache_seconds)
+        return ExportRegistry(self.exports.list, max_age=self.settings.export_cache_seconds)
 
     @cached_property
     def destinations(self) -> DestinationClients:

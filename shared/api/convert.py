@@ -22,7 +22,7 @@ from shared.api.models import (
     LocationOut,
     NotifyOut,
 )
-from shared.api.records import ExportRecord
+from shared.exports import ExportRecord
 from shared.model import (
     AdlsDestination,
     BlobDestination,

@@ -30,12 +30,11 @@ from shared.api.etags import Preconditions
 from shared.api.merge_patch import merge_patch
 from shared.api.models import ExportDefinition
 from shared.api.policy import check_storage_uri, check_webhook
-from shared.api.records import ExportRecord, ExportRecords
 from shared.cleanup import forget_export
+from shared.exports import ExportNotFound, ExportRecord, ExportUnreadable, StaleExport
 from shared.health_view import health_view
 from shared.model import Destination, Export, ExportStatus, Secret
 from shared.runtime import Runtime
-from shared.store import ExportNotFound, ExportUnreadable, StaleExport
 
 log = logging.getLogger("signals_export.api")
 
@@ -48,7 +47,7 @@ class ExportOperations:
     def __init__(self, runtime: Runtime, *, actor: str = "") -> None:
         self._runtime = runtime
         self._actor = actor
-        self._records = ExportRecords(runtime.store, runtime.exports_table)
+        self._records = runtime.exports
         self._checked: set[Destination] = set()
 
     # reads
@@ -63,7 +62,7 @@ class ExportOperations:
         return record
 
     def list(self, projects: frozenset[str] | None) -> list[ExportRecord]:
-        return self._records.list(projects)
+        return self._records.records(projects)
 
     def health(self, project_id: str, export_id: str) -> dict[str, Any]:
         try:

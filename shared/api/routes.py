@@ -14,9 +14,9 @@ from shared.api.errors import ERROR_MEDIA_TYPE
 from shared.api.etags import Preconditions
 from shared.api.models import ErrorResponse, ExportDefinition, ExportList, ExportOut, ExportPatch, ResumeOut
 from shared.api.operations import ExportOperations
-from shared.api.records import ExportRecord
 from shared.api.routing import GuardedRoute
 from shared.api.rules import ID_PATTERN, ID_RULE
+from shared.exports import ExportRecord
 
 bearer = HTTPBearer(
     auto_error=False,

@@ -147,7 +147,7 @@ def new_id() -> Callable[[], str]:
 
 def stored(service: Runtime, project: str) -> dict[str, Any]:
     """The project's exports as the table holds them (to show that a refused request changed nothing)."""
-    return {e.export_id: e for e in service.store.list(project)}
+    return {e.export_id: e for e in service.exports.list(project)}
 
 
 def raw_entities(azurite: Azurite) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from shared.api.records import ExportRecord, ExportRecords
+from shared.exports import ExportRecord, Exports
 from shared.model import Export
 from shared.runtime import Runtime
 from tests.api.conftest import Storage, export_url, stored
@@ -69,19 +69,20 @@ def _interfere(
     monkeypatch: pytest.MonkeyPatch, service: Runtime, times: int, change: Callable[[Export], Export]
 ) -> None:
     """Make another writer change the export just before each of the API's next `times` writes."""
-    original = ExportRecords.replace
+    original = Exports.replace
     remaining = [times]
 
     def replace_after_another_writer(
-        self: ExportRecords, export: Export, *, etag: str, created_at: Any
+        self: Exports, export: Export, *, etag: str, created_at: Any
     ) -> ExportRecord:
         if remaining[0] > 0:
             remaining[0] -= 1
-            theirs, _ = service.store.get(export.project_id, export.export_id)
-            service.store.put(change(theirs))
+            theirs = service.exports.find(export.project_id, export.export_id)
+            assert theirs is not None
+            original(service.exports, change(theirs.export), etag=theirs.etag, created_at=theirs.created_at)
         return original(self, export, etag=etag, created_at=created_at)
 
-    monkeypatch.setattr(ExportRecords, "replace", replace_after_another_writer)
+    monkeypatch.setattr(Exports, "replace", replace_after_another_writer)
 
 
 def test_an_edit_racing_another_is_retried_on_the_fresh_version(
@@ -99,7 +100,7 @@ def test_an_edit_racing_another_is_retried_on_the_fresh_version(
     response = client.patch(url, json={"granularity": "day"}, headers={**writer, **MERGE})
     assert response.status_code == 200, response.text
     assert response.json()["signals"] == ["theirs"] and response.json()["granularity"] == "day"
-    export, _ = service.store.get(project, "race")
+    export, _ = service.exports.get(project, "race")
     assert export.signals == frozenset({"theirs"}) and export.granularity.value == "day"
 
 
@@ -117,7 +118,7 @@ def test_an_edit_racing_with_if_match_answers_412(
     _interfere(monkeypatch, service, 1, lambda e: replace(e, signals=frozenset({"theirs"})))
     response = client.patch(url, json={"granularity": "day"}, headers={**writer, **MERGE, "If-Match": etag})
     assert response.status_code == 412
-    export, _ = service.store.get(project, "race")
+    export, _ = service.exports.get(project, "race")
     assert export.signals == frozenset({"theirs"}) and export.granularity.value == "hour"
 
 
@@ -135,7 +136,7 @@ def test_an_edit_that_keeps_losing_answers_409(
     _interfere(monkeypatch, service, 2, lambda e: replace(e, signals=frozenset({"theirs"})))
     response = client.post(url + "/disable", headers=writer)
     assert response.status_code == 409 and response.json()["error"]["code"] == "ConcurrentModification"
-    assert service.store.get(project, "race")[0].enabled is True
+    assert service.exports.get(project, "race")[0].enabled is True
 
 
 def _patch(
@@ -176,7 +177,7 @@ def test_concurrent_patches_from_two_threads_are_never_silently_lost(
         for thread in threads:
             thread.join()
         assert set(results.values()) <= {200, 409}, results
-        export, _ = service.store.get(project, "busy")
+        export, _ = service.exports.get(project, "busy")
         if results["signals"] == 200:
             assert export.signals == frozenset(signals), f"round {round_}: the signals edit was lost"
         if results["granularity"] == 200:

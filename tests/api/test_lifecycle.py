@@ -61,12 +61,12 @@ def test_adls_export_full_life(
     assert changed["signals"] == ["requests"] and changed["granularity"] == "day"
     assert changed["etag"] != out["etag"] and changed["createdAt"] == out["createdAt"]
     assert changed["updatedAt"] > out["updatedAt"]
-    export, _ = service.store.get(project, "lake-1")
+    export, _ = service.exports.get(project, "lake-1")
     assert export.signals == frozenset({"requests"}) and export.granularity is Granularity.DAY
 
     disabled = client.post(url + "/disable", headers=writer)
     assert disabled.status_code == 200 and disabled.json()["enabled"] is False
-    assert service.store.get(project, "lake-1")[0].enabled is False
+    assert service.exports.get(project, "lake-1")[0].enabled is False
     enabled = client.post(url + "/enable", headers=writer)
     assert enabled.status_code == 200 and enabled.json()["enabled"] is True
 
@@ -110,7 +110,7 @@ def test_blob_export_full_life(
     assert client.post(url + "/enable", headers=writer).json()["enabled"] is True
     assert client.delete(url, headers=writer).status_code == 204
     assert client.get(url, headers=writer).status_code == 404
-    assert service.store.list(project) == []
+    assert service.exports.list(project) == []
 
 
 def test_replace_keeps_status_enabled_key_and_creation_time(
@@ -121,7 +121,7 @@ def test_replace_keeps_status_enabled_key_and_creation_time(
     body = storage.adls("replace-fs/")
     first = client.put(url, json=body, headers=writer).json()
     client.post(url + "/disable", headers=writer)
-    service.store.set_status(project, "replace-1", ExportStatus.POSTPONED, cause="throttled")
+    service.exports.set_status(project, "replace-1", ExportStatus.POSTPONED, cause="throttled")
 
     without_key = storage.adls("replace-fs/other/", signals=["a"])
     del without_key["destination"]["sharedKey"]
@@ -130,7 +130,7 @@ def test_replace_keeps_status_enabled_key_and_creation_time(
     out = replaced.json()
     assert out["status"] == "postponed" and out["enabled"] is False
     assert out["createdAt"] == first["createdAt"] and out["destination"]["path"] == "replace-fs/other/"
-    assert service.store.get(project, "replace-1")[0].destination.key.value == LAKE_CUSTOMER_KEY
+    assert service.exports.get(project, "replace-1")[0].destination.key.value == LAKE_CUSTOMER_KEY
 
 
 def test_merge_patch_null_removes_and_json_content_type_is_accepted(
@@ -160,7 +160,7 @@ def test_switching_destination_type_needs_the_new_account_key(
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "MissingProperty"
     assert refused.json()["error"]["target"] == "destination.sharedKey"
-    assert service.store.get(project, "mover")[0].destination.kind == "adls"
+    assert service.exports.get(project, "mover")[0].destination.kind == "adls"
     move["destination"]["sharedKey"] = BLOB_CUSTOMER_KEY
     moved = client.patch(url, json=move, headers=writer)
     assert moved.status_code == 200, moved.text
@@ -206,7 +206,7 @@ def test_replay_placement_is_set_read_and_patched(
     original = client.patch(url, json={"replayPlacement": "original"}, headers=writer)
     assert original.status_code == 200, original.text
     assert original.json()["replayPlacement"] == "original"
-    assert service.store.get(project, "placement")[0].replay_placement.value == "original"
+    assert service.exports.get(project, "placement")[0].replay_placement.value == "original"
     refused = client.patch(url, json={"replayPlacement": "sometime"}, headers=writer)
     assert refused.status_code == 400 and refused.json()["error"]["target"] == "replayPlacement"
     back = client.patch(url, json={"replayPlacement": "current"}, headers=writer)

@@ -46,7 +46,7 @@ def test_an_export_with_the_option_is_created_shown_and_stored(
     expected = {"ipField": "/context/location/ip", "key": "location", "anonymize": True}
     assert created.json()["location"] == expected
     assert api.get(url, headers=writer).json()["location"] == expected
-    export, _ = located.store.get(project, "geo")
+    export, _ = located.exports.get(project, "geo")
     assert export.location == LocationOption("/context/location/ip", "location", True)
 
 
@@ -58,7 +58,7 @@ def test_an_export_without_the_option_shows_none_and_stores_none(
     assert api.put(url, json=storage.adls(), headers=writer).status_code == 201
     assert "location" not in api.get(url, headers=writer).json()
     entity = located.exports_table.get_entity(project, "plain")
-    assert "location" not in entity and located.store.get(project, "plain")[0].location is None
+    assert "location" not in entity and located.exports.get(project, "plain")[0].location is None
 
 
 def test_the_option_is_patched_member_by_member_and_removed_with_null(
@@ -73,7 +73,7 @@ def test_the_option_is_patched_member_by_member_and_removed_with_null(
     assert patched.json()["location"] == {"ipField": "/clientIp", "key": "geo", "anonymize": False}
     removed = api.patch(url, json={"location": None}, headers={**writer, **PATCH})
     assert removed.status_code == 200 and "location" not in removed.json()
-    assert located.store.get(project, "geo")[0].location is None
+    assert located.exports.get(project, "geo")[0].location is None
     added = api.patch(url, json={"location": {"ipField": "/ip"}}, headers={**writer, **PATCH})
     assert added.json()["location"] == {"ipField": "/ip", "key": "location", "anonymize": True}
 
@@ -133,7 +133,7 @@ def test_without_a_database_the_option_is_refused_and_nothing_is_stored(
     assert client.put(url, json=storage.adls(), headers=writer).status_code == 201
     patched = client.patch(url, json={"location": {"ipField": "/clientIp"}}, headers={**writer, **PATCH})
     assert patched.json()["error"]["code"] == "LocationDatabaseNotConfigured"
-    assert service.store.get(project, "geo")[0].location is None
+    assert service.exports.get(project, "geo")[0].location is None
 
 
 def test_an_option_set_before_the_database_was_removed_stays_until_changed(

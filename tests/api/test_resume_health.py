@@ -23,13 +23,13 @@ def test_resume_reactivates_a_postponed_export(
     """POST resume on a postponed export whose destination works answers 202 with the export active again."""
     url = export_url(project, "p1")
     client.put(url, json=storage.adls(), headers=writer)
-    service.store.set_status(project, "p1", ExportStatus.POSTPONED, cause="authentication-failed")
+    service.exports.set_status(project, "p1", ExportStatus.POSTPONED, cause="authentication-failed")
     response = client.post(url + "/resume", headers=writer)
     assert response.status_code == 202, response.text
     assert response.json()["export"]["status"] == "active"
     assert response.json()["workItems"] == 0
     assert response.headers["ETag"] == response.json()["export"]["etag"]
-    assert service.store.get(project, "p1")[0].status is ExportStatus.ACTIVE
+    assert service.exports.get(project, "p1")[0].status is ExportStatus.ACTIVE
 
 
 def test_resume_refused_while_the_destination_still_fails(
@@ -38,14 +38,14 @@ def test_resume_refused_while_the_destination_still_fails(
     """Resuming while the account still refuses the key answers 409 DestinationStillFailing with the hints."""
     url = export_url(project, "p2")
     client.put(url + "?checkDestination=false", json=storage.adls(key=WRONG_KEY), headers=writer)
-    service.store.set_status(project, "p2", ExportStatus.POSTPONED, cause="authentication-failed")
+    service.exports.set_status(project, "p2", ExportStatus.POSTPONED, cause="authentication-failed")
     response = client.post(url + "/resume", headers=writer)
     assert response.status_code == 409, response.text
     error = response.json()["error"]
     assert error["code"] == "DestinationStillFailing"
     assert error["details"] and all(d["code"] == "Hint" for d in error["details"])
     assert error["innererror"]["cause"] == "authentication-failed"
-    assert service.store.get(project, "p2")[0].status is ExportStatus.POSTPONED
+    assert service.exports.get(project, "p2")[0].status is ExportStatus.POSTPONED
 
 
 def test_fixing_the_key_of_a_postponed_export_resumes_it(
@@ -54,11 +54,11 @@ def test_fixing_the_key_of_a_postponed_export_resumes_it(
     """A PATCH that gives a postponed export a working key checks it, then resumes the export."""
     url = export_url(project, "p3")
     client.put(url + "?checkDestination=false", json=storage.adls(key=WRONG_KEY), headers=writer)
-    service.store.set_status(project, "p3", ExportStatus.POSTPONED, cause="authentication-failed")
+    service.exports.set_status(project, "p3", ExportStatus.POSTPONED, cause="authentication-failed")
     response = client.patch(url, json={"destination": {"sharedKey": LAKE_CUSTOMER_KEY}}, headers=writer)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "active"
-    assert service.store.get(project, "p3")[0].status is ExportStatus.ACTIVE
+    assert service.exports.get(project, "p3")[0].status is ExportStatus.ACTIVE
 
 
 def test_a_disabled_export_is_enabled_not_resumed(

@@ -77,7 +77,7 @@ def test_keys_and_webhook_secrets_appear_in_no_response_log_or_stored_value(
     call("PUT", export_url(project, "blobby"), json=storage.blob(notify=notify), headers=writer)
     call("POST", url + "/disable", headers=writer)
     call("POST", url + "/enable", headers=writer)
-    service.store.set_status(project, "secretive", ExportStatus.POSTPONED, cause="authentication-failed")
+    service.exports.set_status(project, "secretive", ExportStatus.POSTPONED, cause="authentication-failed")
     call("POST", url + "/resume", headers=writer)
     call("GET", url + "/health", headers=writer)
     call("PATCH", url, json={"destination": {"sharedKey": LAKE_CUSTOMER_KEY}}, headers=merge)

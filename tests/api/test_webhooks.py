@@ -74,7 +74,7 @@ def test_a_public_https_webhook_is_kept_and_its_secret_never_shown(
     assert created.json()["notify"] == {"webhook": PUBLIC_HOOK, "hasSecret": True}
     patched = client.patch(url, json={"signals": ["a"]}, headers=writer)
     assert patched.json()["notify"] == {"webhook": PUBLIC_HOOK, "hasSecret": True}
-    export, _ = service.store.get(project, "hooked")
+    export, _ = service.exports.get(project, "hooked")
     assert export.webhook == PUBLIC_HOOK and export.webhook_secret is not None
     assert export.webhook_secret.value == secret
     removed = client.patch(url, json={"notify": {"secret": None}}, headers=writer)
@@ -111,7 +111,7 @@ def _hooked(service: Runtime, project: str, webhook: str) -> str:
     """Store an export of the project with this webhook; the queued message that notifies it."""
     export_id = f"hook-{uuid.uuid4().hex[:8]}"
     destination = AdlsDestination("https://acct.dfs.core.windows.net", "fs", "", Secret("a2V5LWtleS1rZXk="))
-    service.store.put(Export(project, export_id, destination, webhook=webhook, webhook_secret=Secret(SECRET)))
+    service.exports.put(Export(project, export_id, destination, webhook=webhook, webhook_secret=Secret(SECRET)))
     return orjson.dumps({"projectId": project, "exportId": export_id, "event": EVENT}).decode()
 
 
@@ -138,7 +138,7 @@ def test_a_receiver_that_redirects_is_not_followed(
     receivers += [internal, hook]
     message = _hooked(service, project, hook.url())
     with pytest.raises(NotDelivered, match="HTTP 307"):
-        Webhooks(service.store, allow_private=True).deliver(message)
+        Webhooks(service.exports, allow_private=True).deliver(message)
     assert len(hook.received) == 1 and _signed(hook.received[0])
     assert internal.received == []
 
@@ -158,7 +158,7 @@ def test_a_name_that_resolves_elsewhere_on_a_second_lookup_is_reached_at_the_che
         return next(answers)
 
     message = _hooked(service, project, checked.url(host="hooks.rebinding.example"))
-    delivery = Webhooks(service.store, allow_private=True, resolve=resolve).deliver(message)
+    delivery = Webhooks(service.exports, allow_private=True, resolve=resolve).deliver(message)
     assert delivery.delivered and lookups == ["hooks.rebinding.example"]
     (call,) = checked.received
     assert call.headers["Host"] == f"hooks.rebinding.example:{checked.port}" and _signed(call)
@@ -175,7 +175,7 @@ def test_https_goes_to_the_checked_address_with_the_names_sni_and_certificate(
     impostor = Receiver(tls=authority.server_context("other.example", tmp_path))
     receivers += [genuine, impostor]
     webhooks = Webhooks(
-        service.store,
+        service.exports,
         allow_private=True,
         resolve=lambda host, port: ["127.0.0.1"],
         verify=authority.client_context(),
@@ -207,7 +207,7 @@ def test_a_receiver_that_answers_a_byte_at_a_time_is_cut_off_at_the_deadline(
 
     hook = Receiver(answer=dribble)
     receivers.append(hook)
-    webhooks = Webhooks(service.store, allow_private=True, deadline=1.0, timeout=5.0)
+    webhooks = Webhooks(service.exports, allow_private=True, deadline=1.0, timeout=5.0)
     with pytest.raises(NotDelivered):
         webhooks.deliver(_hooked(service, project, hook.url()))
     assert cut.wait(30), "the receiver's connection was cut while it was still answering"

@@ -71,7 +71,7 @@ def test_hostile_signal_names_are_exported_backlogged_and_replayed_in_valid_blob
     owner.delete_container(container)  # the destination breaks: signals go to the backlog
     traffic.send(8, names=HOSTILE)
     run_health_check()
-    assert service.store.get(*export.key)[0].status is ExportStatus.POSTPONED
+    assert service.exports.get(*export.key)[0].status is ExportStatus.POSTPONED
     waiting = backlog_names(service, export)
     assert waiting and all(len(name) <= sources.BLOB_NAME_MAX for name in waiting)
     resume(service, export)
@@ -98,7 +98,7 @@ def test_the_longest_adls_directory_writes_live_backlog_and_replay_files_at_exac
     with regenerated_key(lake):
         traffic.send(5)
         run_health_check()
-    assert service.store.get(*export.key)[0].status is ExportStatus.POSTPONED
+    assert service.exports.get(*export.key)[0].status is ExportStatus.POSTPONED
     # Held at a small position: the name is 1,024 less the digits a position could still take.
     (name,) = backlog_names(service, export)
     position, _, sequence = name.rpartition("@")[2].partition("-")

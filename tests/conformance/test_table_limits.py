@@ -85,5 +85,5 @@ def test_an_export_selecting_the_most_signals_the_api_accepts_is_stored_and_read
         AdlsDestination("https://a.dfs.core.windows.net", "fs", "d", Secret("a2V5")),
         names,
     )
-    service.store.put(export)
-    assert service.store.get(*export.key)[0].signals == names
+    service.exports.put(export)
+    assert service.exports.get(*export.key)[0].signals == names

@@ -100,7 +100,7 @@ def create_export(service: Runtime) -> Callable[..., Export]:
             generation=secrets.token_hex(8),  # as the API does: tells it from an earlier one of the id
         )
         service.destinations.prepare(destination)
-        service.store.put(export)
+        service.exports.put(export)
         service.registry.invalidate()
         return export
 

@@ -95,6 +95,6 @@ def customer_start(service: Runtime) -> datetime:
 
 def registered_delete(service: Runtime, export: Export) -> None:
     """What DELETE does: the configuration and the service's state for it go; the files stay."""
-    service.store.delete(*export.key)
+    service.exports.delete(*export.key)
     forget_export(service, *export.key)
     service.registry.invalidate()

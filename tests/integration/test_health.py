@@ -57,7 +57,7 @@ def backlog_lines(azurite: Azurite, export: Export) -> Counter[bytes]:
 
 
 def status(service: Runtime, export: Export) -> ExportStatus:
-    return service.store.get(export.project_id, export.export_id)[0].status
+    return service.exports.get(export.project_id, export.export_id)[0].status
 
 
 def after_cache(service: Runtime) -> None:
@@ -276,7 +276,7 @@ def _hooked_export(
         traffic.project, "lake", customer.adls(fs, ""), webhook=url, webhook_secret=Secret("s3cret")
     )
     local.destinations.prepare(export.destination)
-    local.store.put(export)
+    local.exports.put(export)
     return local, export
 
 
@@ -361,7 +361,7 @@ def test_bookkeeping_costs_fewer_requests_than_the_writes_it_records(
     for index in range(3):
         export = Export(traffic.project, f"lake{index}", customer.adls(fs, f"e{index}"))
         counted.destinations.prepare(export.destination)
-        counted.store.put(export)
+        counted.exports.put(export)
     counter.reset()
     for _ in range(10):
         traffic.send(50, names=("a", "b", "c"))
@@ -388,13 +388,13 @@ def test_after_a_service_key_rotation_the_health_check_reseals_every_customer_ke
         entity = rotated.exports_table.get_entity(export.project_id, export.export_id)
         assert rotated.keys.is_current(entity["sealed_key"])
         assert (
-            rotated.store.get(export.project_id, export.export_id)[0].destination.key
+            rotated.exports.get(export.project_id, export.export_id)[0].destination.key
             == export.destination.key
         )
         only_new = KeyBox.from_setting(new)
         context = f"export:{export.project_id}/{export.export_id}"
         assert only_new.open(entity["sealed_key"], context) == export.destination.key
-        assert rotated.store.reseal() == 0
+        assert rotated.exports.reseal() == 0
     finally:
         # The session's other tests still hold only the old key: seal everything back under it.
-        Runtime(dataclasses.replace(service.settings, key_encryption_key=f"{old},{new}")).store.reseal()
+        Runtime(dataclasses.replace(service.settings, key_encryption_key=f"{old},{new}")).exports.reseal()

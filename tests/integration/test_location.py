@@ -56,7 +56,7 @@ def test_live_signals_carry_the_location_and_the_rest_byte_for_byte(
     runtime, _ = located
     fs = f"loc{project[-8:]}"
     export = create_export(project, "lake", customer.adls(fs, ""))
-    runtime.store.put(replace(runtime.store.get(*export.key)[0], location=OPTION))
+    runtime.exports.put(replace(runtime.exports.get(*export.key)[0], location=OPTION))
     runtime.registry.invalidate()
     producer = Producer(located_start(runtime))
     sent = send(producer, project, [FULL_V4, "10.1.2.3", None, UNKNOWN_V4])
@@ -82,7 +82,7 @@ def test_held_signals_are_replayed_as_they_were_located_when_held(
     runtime, database = located
     fs = f"lh{project[-8:]}"
     export = create_export(project, "lake", customer.adls(fs, ""))
-    runtime.store.put(replace(runtime.store.get(*export.key)[0], location=OPTION))
+    runtime.exports.put(replace(runtime.exports.get(*export.key)[0], location=OPTION))
     runtime.registry.invalidate()
     producer = Producer(located_start(runtime))
     send(producer, project, [FULL_V4])
@@ -91,7 +91,7 @@ def test_held_signals_are_replayed_as_they_were_located_when_held(
         send(producer, project, [FULL_V4, FULL_V4])
         run_health_check()
     write_database(database, RENAMED_DATABASE)  # the operator's new version: another city name
-    resume(runtime, runtime.store.get(*export.key)[0])
+    resume(runtime, runtime.exports.get(*export.key)[0])
     QueueRunner(runtime.replay_queue, runtime.poison_queue, registered("replay_backlog")).drain()
     lines = [json.loads(line) for lines in customer.lake_files(fs).values() for line in lines]
     assert sorted(line["n"] for line in lines) == [0, 1, 2]

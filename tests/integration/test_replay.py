@@ -56,7 +56,7 @@ def postponed(
         run_health_check()
         service.registry.invalidate()
         traffic.send(10)
-    assert service.store.get(export.project_id, export.export_id)[0].status is ExportStatus.POSTPONED
+    assert service.exports.get(export.project_id, export.export_id)[0].status is ExportStatus.POSTPONED
     return {"export": export, "fs": fs}
 
 
@@ -95,7 +95,7 @@ def test_resume_is_refused_while_the_destination_still_fails(
     with regenerated_key(lake), pytest.raises(ResumeRefused) as refused:
         resume(service, export)
     assert refused.value.cause == "authentication-failed" and refused.value.hints
-    assert service.store.get(export.project_id, export.export_id)[0].status is ExportStatus.POSTPONED
+    assert service.exports.get(export.project_id, export.export_id)[0].status is ExportStatus.POSTPONED
 
 
 def test_a_replay_message_delivered_twice_writes_each_signal_once(
@@ -218,7 +218,7 @@ def test_blob_exports_replay_into_their_minute_folders(
     client.delete_container(container)
     traffic.send(9)
     run_health_check()
-    assert service.store.get(export.project_id, export.export_id)[0].status is ExportStatus.POSTPONED
+    assert service.exports.get(export.project_id, export.export_id)[0].status is ExportStatus.POSTPONED
     resumed = service.clock() + 120  # minutes later: the minutes' blobs are done
     service.clock = lambda: resumed
     resume(service, export)
@@ -263,7 +263,7 @@ def test_a_write_of_unknown_outcome_that_did_land_is_not_replayed_again(
     assert held.position == length
     # The storage did write it before the connection dropped: put the bytes where the append aimed.
     sink.append(live_path, b"".join(e.body + b"\n" for e in lost_response), length)
-    service.store.set_status(export.project_id, export.export_id, ExportStatus.POSTPONED, cause="transient")
+    service.exports.set_status(export.project_id, export.export_id, ExportStatus.POSTPONED, cause="transient")
     resume(service, export)
     runner(service).drain()
     assert all_lines(customer.lake_files(fs)) == traffic.lines()
@@ -277,7 +277,7 @@ def test_deleting_an_export_discards_its_backlog_ledger_and_health_but_not_its_d
 
     export = postponed["export"]
     before = customer.lake_files(postponed["fs"])
-    service.store.delete(export.project_id, export.export_id)
+    service.exports.delete(export.project_id, export.export_id)
     assert forget_export(service, export.project_id, export.export_id) >= 1
     assert backlog_count(azurite, export) == 0
     rows = list(

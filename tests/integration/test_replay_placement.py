@@ -50,7 +50,7 @@ def outage(
             if len(traffic.sent) == 8:
                 run_health_check()
                 service.registry.invalidate()
-    assert service.store.get(*export.key)[0].status is ExportStatus.POSTPONED
+    assert service.exports.get(*export.key)[0].status is ExportStatus.POSTPONED
     held = traffic.sent[5:]
     assert {f"{e.enqueued:%H}" for e in held} == {f"{start:%H}", f"{start + timedelta(hours=1):%H}"}
     return {"export": export, "fs": fs, "start": start, "resumed": now}
@@ -121,8 +121,8 @@ def test_with_original_placement_replayed_signals_go_back_to_their_time_buckets(
 ) -> None:
     """`replayPlacement: original`: each replayed signal beside the live file of its own hour, once."""
     export = outage["export"]
-    current, etag = service.store.get(*export.key)
-    service.store.put(replace(current, replay_placement=ReplayPlacement.ORIGINAL), etag=etag)
+    current, _ = service.exports.get(*export.key)
+    service.exports.put(replace(current, replay_placement=ReplayPlacement.ORIGINAL))
     service.clock = lambda: outage["resumed"].timestamp()
     resume(service, export)
     replay_all(service, twice=fault == "twice", crash=fault == "crash", monkeypatch=monkeypatch)

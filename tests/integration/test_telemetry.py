@@ -114,7 +114,7 @@ def test_a_batch_is_counted_per_export_as_it_was_written(
     blob = create_export(project, "ai", customer.blob(f"ai{project[-8:]}"), signals=["click"])
     beta = create_export(other, "lake", customer.adls(fs, "beta"))
     off = create_export(project, "off", customer.adls(fs, "off"), signals=["view"])
-    service.store.set_status(project, "off", ExportStatus.DISABLED)
+    service.exports.set_status(project, "off", ExportStatus.DISABLED)
     service.registry.invalidate()
     producer = Producer(datetime.now(UTC) - timedelta(seconds=30))
     sent = traffic_of(producer, project, other)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from shared.exports import ExportRegistry
 from shared.model import AdlsDestination, Export, Secret
-from shared.store import ExportRegistry
 
 DEST = AdlsDestination("https://a.dfs.core.windows.net/", "fs", "", Secret("a2V5"))
 

@@ -1,17 +1,24 @@
-"""What is configured: exports in Azure Table Storage, and a cache that the trigger reads from.
+"""Exports: what customers configured, in Azure Table Storage. The one repository of that table.
 
-One entity per export: PartitionKey = project id, RowKey = export id. Customers' keys are sealed
-(shared.secrets) before they are stored.
+One entity per export: PartitionKey = project id, RowKey = export id, with when the export was created
+and last changed by its customer. Customers' keys are sealed (shared.secrets) before they are stored.
+Every write that must not lose a concurrent one is conditional: `create` fails if the export exists,
+`replace` and `delete` (given an etag) fail if it changed since; both raise StaleExport (412 and 409
+are mapped here, once). A row that cannot be read raises ExportUnreadable, for that export only.
+
+The registry (`ExportRegistry`) is the cached view the Event Hub function reads from.
 """
 
 from __future__ import annotations
 
 import builtins
 import logging
+import secrets
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +39,10 @@ from shared.model import (
 )
 from shared.secrets import KeyBox, SealError
 
-log = logging.getLogger("signals_export.store")
+log = logging.getLogger("signals_export.exports")
+
+CREATED = "created_at"
+UPDATED = "updated_at"
 
 
 class ExportNotFound(LookupError):
@@ -40,7 +50,7 @@ class ExportNotFound(LookupError):
 
 
 class StaleExport(Exception):
-    """The export changed since it was read (etag mismatch)."""
+    """The export changed since it was read (etag mismatch), or exists already (on create)."""
 
 
 class ExportUnreadable(Exception):
@@ -54,49 +64,62 @@ class ExportUnreadable(Exception):
         self.reason = reason
 
 
-class ExportStore:
-    """Reads and writes exports. Every method is one or two table requests."""
+@dataclass(frozen=True)
+class ExportRecord:
+    """One version of an export: the export, its etag, and when it was created and last changed."""
 
-    def __init__(self, table: TableClient, keys: KeyBox) -> None:
+    export: Export
+    etag: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class Exports:
+    """The exports table. Every method is one table request (a list: one per page)."""
+
+    def __init__(self, table: TableClient, keys: KeyBox, *, clock: Callable[[], float] = time.time) -> None:
         self._table = table
         self._keys = keys
+        self._clock = clock
 
-    def put(self, export: Export, *, etag: str | None = None, create_only: bool = False) -> str:
-        """Create or replace an export; returns its new etag."""
-        entity = self.to_entity(export)
+    # -- reads
+
+    def find(self, project_id: str, export_id: str) -> ExportRecord | None:
+        """The export's current version; None when there is none (ExportUnreadable for a bad row)."""
         try:
-            if create_only:
-                result = self._table.create_entity(entity)
-            elif etag is not None:
-                result = self._table.update_entity(
-                    entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
-                )
-            else:
-                result = self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
-        except ResourceExistsError:
-            raise StaleExport(f"export {export.export_id} already exists") from None
+            entity = self._table.get_entity(project_id, export_id)
         except ResourceNotFoundError:
-            raise ExportNotFound(export.export_id) from None
-        except Exception as error:
-            if getattr(error, "status_code", None) == 412:
-                raise StaleExport(f"export {export.export_id} changed since it was read") from None
-            raise
-        return str(result["etag"])
+            return None
+        return self._record(entity)
 
     def get(self, project_id: str, export_id: str) -> tuple[Export, str]:
         """The export and its etag. Raises ExportNotFound, or ExportUnreadable for a row that cannot be
         read."""
-        try:
-            entity = self._table.get_entity(project_id, export_id)
-        except ResourceNotFoundError:
-            raise ExportNotFound(export_id) from None
-        return self.read(entity), str(entity.metadata["etag"])
+        record = self.find(project_id, export_id)
+        if record is None:
+            raise ExportNotFound(export_id)
+        return record.export, record.etag
 
-    def delete(self, project_id: str, export_id: str) -> None:
-        """Delete the export's configuration (deleting a missing export is not an error)."""
-        self._table.delete_entity(project_id, export_id)
+    def records(self, projects: Collection[str] | None) -> builtins.list[ExportRecord]:
+        """The exports of the given projects (None: of every project), by project then id. A row that
+        cannot be read is left out (the health check reports it on that export's health)."""
+        if projects is None:
+            entities: Iterable[Any] = self._table.list_entities()
+        else:
+            entities = (
+                entity
+                for project_id in sorted(projects)
+                for entity in self._table.query_entities("PartitionKey eq @p", parameters={"p": project_id})
+            )
+        found: builtins.list[ExportRecord] = []
+        for entity in entities:
+            try:
+                found.append(self._record(entity))
+            except ExportUnreadable:
+                continue
+        return found
 
-    def list(self, project_id: str | None = None) -> list[Export]:
+    def list(self, project_id: str | None = None) -> builtins.list[Export]:
         """The exports that can be read; a row that cannot is logged and left out (see `scan`)."""
         return self.scan(project_id)[0]
 
@@ -112,7 +135,7 @@ class ExportStore:
         unreadable: builtins.list[ExportUnreadable] = []
         for entity in entities:
             try:
-                exports.append(self.read(entity))
+                exports.append(self._read(entity))
             except ExportUnreadable as error:
                 unreadable.append(error)
                 log.error(
@@ -125,17 +148,89 @@ class ExportStore:
                 )
         return exports, unreadable
 
-    def read(self, entity: Any) -> Export:
+    def _read(self, entity: Any) -> Export:
         """`from_entity`, with any failure to read the row turned into ExportUnreadable (the boundary
         of one row: what went wrong is ours or the data's, never the customer's storage)."""
         try:
-            return self.from_entity(entity)
+            return self._from_entity(entity)
         except Exception as error:  # any defect of one row stays with that row
             project_id, export_id = str(entity.get("PartitionKey", "")), str(entity.get("RowKey", ""))
             reason = (
                 str(error) if isinstance(error, SealError) else f"{type(error).__name__} in the stored row"
             )
             raise ExportUnreadable(project_id, export_id, reason) from None
+
+    # -- writes
+
+    def create(self, export: Export) -> ExportRecord:
+        """Store a new export (StaleExport if one with its id exists). It gets a generation of its own:
+        files of an earlier export of the same id are not its."""
+        if not export.generation:
+            export = _with_generation(export)
+        now = self._now()
+        try:
+            result = self._table.create_entity(self._entity(export, created=now, updated=now))
+        except ResourceExistsError:
+            raise StaleExport(f"export {export.export_id} already exists") from None
+        return ExportRecord(export, str(result["etag"]), now, now)
+
+    def replace(self, export: Export, *, etag: str, created_at: datetime) -> ExportRecord:
+        """Replace the version read with `etag` (StaleExport if it changed, ExportNotFound if it went)."""
+        now = self._now()
+        try:
+            result = self._table.update_entity(
+                self._entity(export, created=created_at, updated=now),
+                mode=UpdateMode.REPLACE,
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except ResourceNotFoundError:
+            raise ExportNotFound(export.export_id) from None
+        except HttpResponseError as error:
+            if error.status_code == 412:
+                raise StaleExport(f"export {export.export_id} changed since it was read") from None
+            raise
+        return ExportRecord(export, str(result["etag"]), created_at, now)
+
+    def put(self, export: Export) -> ExportRecord:
+        """Create the export, or replace whatever version is there (tools, tests and benchmarks that
+        set an export whole; the API's writes are conditional)."""
+        for _ in range(3):
+            current = self.find(export.project_id, export.export_id)
+            try:
+                if current is None:
+                    return self.create(export)
+                return self.replace(export, etag=current.etag, created_at=current.created_at)
+            except (StaleExport, ExportNotFound):
+                continue
+        raise StaleExport(f"export {export.export_id} kept changing")
+
+    def delete(self, project_id: str, export_id: str, *, etag: str | None = None) -> None:
+        """Delete (a missing export is not an error); with an etag, only that version."""
+        try:
+            if etag is None:
+                self._table.delete_entity(project_id, export_id)
+            else:
+                self._table.delete_entity(
+                    project_id, export_id, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+        except HttpResponseError as error:
+            if error.status_code == 412:
+                raise StaleExport(f"export {export_id} changed since it was read") from None
+            raise
+
+    def set_status(self, project_id: str, export_id: str, status: ExportStatus, *, cause: str = "") -> None:
+        """Change only the health status (merge), leaving the customer's settings and times alone."""
+        self._table.update_entity(
+            {
+                "PartitionKey": project_id,
+                "RowKey": export_id,
+                "status": status.value,
+                "status_cause": cause,
+                "status_since": datetime.fromtimestamp(self._clock(), UTC),
+            },
+            mode=UpdateMode.MERGE,
+        )
 
     def reseal(self) -> int:
         """Seal again, under the newest service key, every key sealed under an older one (after a
@@ -169,21 +264,26 @@ class ExportStore:
             resealed += 1
         return resealed
 
-    def set_status(self, project_id: str, export_id: str, status: ExportStatus, *, cause: str = "") -> None:
-        """Change only the health status (merge), leaving the customer's settings alone."""
-        self._table.update_entity(
-            {
-                "PartitionKey": project_id,
-                "RowKey": export_id,
-                "status": status.value,
-                "status_cause": cause,
-                "status_since": datetime.now(UTC),
-            },
-            mode=UpdateMode.MERGE,
-        )
+    # -- the entity
 
-    def to_entity(self, export: Export) -> dict[str, Any]:
-        """The table entity of an export, its keys sealed (the API adds its own timestamps to it)."""
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    def _entity(self, export: Export, *, created: datetime, updated: datetime) -> dict[str, Any]:
+        entity = self._to_entity(export)
+        entity[CREATED] = created
+        entity[UPDATED] = updated
+        return entity
+
+    def _record(self, entity: Any) -> ExportRecord:
+        export = self._read(entity)
+        stamp = entity.metadata.get("timestamp") or self._now()
+        updated = entity.get(UPDATED) or stamp
+        created = entity.get(CREATED) or updated
+        return ExportRecord(export, str(entity.metadata["etag"]), _utc(created), _utc(updated))
+
+    def _to_entity(self, export: Export) -> dict[str, Any]:
+        """The table entity of an export, its keys sealed."""
         destination = export.destination
         context = _context(export.project_id, export.export_id)
         entity: dict[str, Any] = {
@@ -215,7 +315,7 @@ class ExportStore:
             ).decode()
         return entity
 
-    def from_entity(self, entity: Any) -> Export:
+    def _from_entity(self, entity: Any) -> Export:
         """The export an entity holds, its keys opened."""
         project_id, export_id = entity["PartitionKey"], entity["RowKey"]
         key = self._keys.open(entity["sealed_key"], _context(project_id, export_id))
@@ -251,6 +351,14 @@ class ExportStore:
             replay_placement=ReplayPlacement(entity.get("replay_placement") or ReplayPlacement.CURRENT),
             location=LocationOption(**orjson.loads(entity["location"])) if entity.get("location") else None,
         )
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _with_generation(export: Export) -> Export:
+    return replace(export, generation=secrets.token_hex(8))
 
 
 _PROPERTY_CHARS = 30_000  # a string property holds 32K UTF-16 characters at most
