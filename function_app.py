@@ -17,13 +17,15 @@ import azure.functions as func
 from shared import telemetry
 from shared.api import create_api
 from shared.eventhub import batch_from_trigger
-from shared.replay import WorkItem, replay
+from shared.replay import WorkItem
 from shared.runtime import runtime
 from shared.settings import NOTIFY_QUEUE, REPLAY_QUEUE
 
 telemetry.configure()  # Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set
 app = func.AsgiFunctionApp(
-    app=create_api(runtime), http_auth_level=func.AuthLevel.ANONYMOUS, function_name="management_api"
+    app=create_api(lambda: runtime().api),
+    http_auth_level=func.AuthLevel.ANONYMOUS,
+    function_name="management_api",
 )
 log = logging.getLogger("signals_export")
 
@@ -68,7 +70,7 @@ def export_signals(events: list[func.EventHubEvent]) -> None:
 @app.function_name("check_health")
 @app.timer_trigger(arg_name="timer", schedule="%HEALTH_SCHEDULE%", run_on_startup=False)
 def check_health(timer: func.TimerRequest) -> None:
-    report = runtime().monitor.run()
+    report = runtime().health_check.run()
     telemetry.record_health(report.records, now=runtime().clock())
     log.info(
         "health checked",
@@ -82,7 +84,7 @@ def replay_backlog(message: func.QueueMessage) -> None:
     # An exception leaves the message to the queue's retries (visibilityTimeout, maxDequeueCount in
     # host.json), then the poison queue; replaying is idempotent, so a retry is always safe.
     item = WorkItem.from_message(message.get_body().decode())
-    outcome = replay(runtime(), item)
+    outcome = runtime().replayer.replay(item)
     log.info(
         "backlog replayed",
         extra={

@@ -23,7 +23,6 @@ from bench.stack import Stack, create_export, registered
 from devstack.queue_runner import QueueRunner
 from shared.model import ExportStatus
 from shared.pipeline import EventBatch
-from shared.replay import resume
 from shared.runtime import Runtime, use_runtime
 
 PARTITIONS = ("0", "1", "2", "3")
@@ -145,7 +144,7 @@ def _round(
                 raise RuntimeError("the postponed export did not keep the batch in its backlog")
         result["backlog"] = len(payloads) / (time.perf_counter() - start)
         start = time.perf_counter()
-        items = resume(runtime, held_export).work_items
+        items = runtime.resumer.resume(held_export).work_items
         result["resume"] = time.perf_counter() - start
         runner = QueueRunner(runtime.replay_queue, runtime.poison_queue, handler)
         start = time.perf_counter()

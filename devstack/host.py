@@ -594,7 +594,7 @@ class LocalHost:
         from shared.api.config import ApiSettings
 
         runtime = self.runtime
-        api = create_api(lambda: runtime, settings=ApiSettings.from_env())
+        api = create_api(lambda: runtime.api, settings=ApiSettings.from_env())
         app = dispatcher(api, dev_app(self))
         config = uvicorn.Config(
             app,

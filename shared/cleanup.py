@@ -9,33 +9,43 @@ container's lifecycle rule removes such a file after 8 days.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient
+from azure.storage.blob import ContainerClient
 
 from shared import ledger
 from shared.backlog import list_backlog
-
-if TYPE_CHECKING:
-    from shared.runtime import Runtime
+from shared.health.records import HealthRecords
 
 log = logging.getLogger("signals_export.cleanup")
 
 
-def forget_export(runtime: Runtime, project_id: str, export_id: str) -> int:
-    """Remove a deleted export's service-side state; return how many backlog files were discarded."""
-    runtime.health_records.delete(project_id, export_id)
-    ledger.forget(runtime.ledger_table, project_id, export_id)
-    discarded = 0
-    for blob in list_backlog(runtime.backlog_container, project_id, export_id):
-        try:
-            runtime.backlog_container.delete_blob(blob.name)
-        except ResourceNotFoundError:
-            continue
-        discarded += 1
-    if discarded:
-        log.warning(
-            "deleted export's backlog discarded",
-            extra={"project_id": project_id, "export_id": export_id, "files": discarded},
-        )
-    return discarded
+class ExportCleanup:
+    """Forgets a deleted export's service-side state."""
+
+    def __init__(
+        self, *, records: HealthRecords, ledger_table: TableClient, backlog: ContainerClient
+    ) -> None:
+        self._records = records
+        self._ledger_table = ledger_table
+        self._backlog = backlog
+
+    def forget(self, project_id: str, export_id: str) -> int:
+        """Remove its health record, ledger entries and backlog; return how many backlog files were
+        discarded."""
+        self._records.delete(project_id, export_id)
+        ledger.forget(self._ledger_table, project_id, export_id)
+        discarded = 0
+        for blob in list_backlog(self._backlog, project_id, export_id):
+            try:
+                self._backlog.delete_blob(blob.name)
+            except ResourceNotFoundError:
+                continue
+            discarded += 1
+        if discarded:
+            log.warning(
+                "deleted export's backlog discarded",
+                extra={"project_id": project_id, "export_id": export_id, "files": discarded},
+            )
+        return discarded

@@ -1,4 +1,4 @@
-"""Resume and replay: a fixed export writes its backlog into its destination, exactly once.
+"""Replay: a resumed export's held signals written into its destination, exactly once.
 
 Resume proves the destination takes writes (a probe write), sets the export active for live signals,
 and enqueues one replay work item per backlog file, oldest first. The queue-triggered function
@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import orjson
 from azure.core import MatchConditions
@@ -44,7 +44,6 @@ from shared.delivery import (
     lines_after,
     match_in_order,
 )
-from shared.health import hints
 from shared.layout import REPLAY_TAG, destination_id, replay_file
 from shared.ledger import (
     FileRecord,
@@ -62,9 +61,6 @@ from shared.model import AdlsDestination, Export, ExportStatus, ReplayPlacement
 from shared.outcomes import WriteFailure, classify
 from shared.sinks import DestinationClients
 
-if TYPE_CHECKING:
-    from shared.runtime import Runtime
-
 log = logging.getLogger("signals_export.replay")
 
 REPLAYED = "replayed"  # backlog blob metadata: bytes already replayed
@@ -77,24 +73,9 @@ class ExportReader(Protocol):
 
 
 class ReplayNotes(Protocol):
-    """Keeps where the last replay wrote (shared.monitor.HealthRecords)."""
+    """Keeps where the last replay wrote (shared.health_check.HealthRecords)."""
 
     def note_replay(self, project_id: str, export_id: str, folder: str, at: float) -> None: ...
-
-
-class ResumeRefused(Exception):
-    """The destination still fails: nothing was changed."""
-
-    def __init__(self, cause: str, message: str, hint_list: list[str]) -> None:
-        super().__init__(message)
-        self.cause = cause
-        self.message = message
-        self.hints = hint_list
-
-
-@dataclass(frozen=True)
-class ResumeResult:
-    work_items: int
 
 
 @dataclass(frozen=True)
@@ -140,73 +121,73 @@ def work_items(blobs: Iterable[BacklogBlob], project_id: str, export_id: str, at
     return items
 
 
-def resume(runtime: Runtime, export: Export) -> ResumeResult:
-    """Check the destination, set the export active, and enqueue its backlog for replay."""
-    export, _ = runtime.exports.get(export.project_id, export.export_id)  # its state now, not the caller's
-    failure = _check(runtime, export)
-    if failure is not None:
-        raise ResumeRefused(
-            failure.cause.value,
-            f"The destination still fails ({failure}): the export stays {export.status.value}.",
-            hints(failure.cause.value),
-        )
-    if export.status is not ExportStatus.ACTIVE:
-        runtime.exports.set_status(export.project_id, export.export_id, ExportStatus.ACTIVE, cause="")
-        runtime.registry.invalidate()
-        record = runtime.health_records.get(export.project_id, export.export_id)
-        runtime.monitor.record_resume(export, record, by="customer")
-    return ResumeResult(resume_replay(runtime, export))
+class ReplayQueue:
+    """The queue of replay work items (`export-replay`) and its poison queue, seen from the service:
+    what to replay, and how far a replay has come."""
 
+    def __init__(
+        self,
+        *,
+        queue: QueueClient,
+        poison: QueueClient,
+        backlog: ContainerClient,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._queue = queue
+        self._poison = poison
+        self._backlog = backlog
+        self._clock = clock
 
-def _check(runtime: Runtime, export: Export) -> WriteFailure | None:
-    try:
-        runtime.destinations.prepare(export.destination)
-    except WriteFailure as failure:
-        return failure
-    return runtime.destinations.probe_write(export.destination)
-
-
-def resume_replay(runtime: Runtime, export: Export) -> int:
-    """Enqueue a work item per backlog file, oldest first; clear the export's poison messages, which
-    this resume replaces. Returns how many items were enqueued."""
-    _clear_poison(runtime, export)
-    blobs = list_backlog(runtime.backlog_container, export.project_id, export.export_id)
-    items = work_items(blobs, export.project_id, export.export_id, runtime.clock())
-    for item in items:
-        runtime.replay_queue.send_message(item.to_message())
-    log.info(
-        "replay enqueued",
-        extra={"project_id": export.project_id, "export_id": export.export_id, "work_items": len(items)},
-    )
-    return len(items)
-
-
-def tend_backlog(runtime: Runtime, export: Export) -> int:
-    """Queue the backlog of an active export for replay (the health check does, while it lasts)."""
-    blobs = list_backlog(runtime.backlog_container, export.project_id, export.export_id)
-    items = work_items(blobs, export.project_id, export.export_id, runtime.clock())
-    for item in items:
-        runtime.replay_queue.send_message(item.to_message())
-    if items:
+    def enqueue(self, export: Export) -> int:
+        """After a resume: a work item per live file with held signals, oldest first; the export's
+        poison messages, which this replaces, are cleared. Returns how many items were queued."""
+        self._clear_poison(export)
+        queued = self.tend(export)
         log.info(
-            "backlog of an active export queued for replay",
-            extra={"project_id": export.project_id, "export_id": export.export_id, "work_items": len(items)},
+            "replay enqueued",
+            extra={"project_id": export.project_id, "export_id": export.export_id, "work_items": queued},
         )
-    return len(items)
+        return queued
+
+    def tend(self, export: Export) -> int:
+        """Queue the backlog of an active export for replay (the health check does, while it lasts)."""
+        blobs = list_backlog(self._backlog, export.project_id, export.export_id)
+        items = work_items(blobs, export.project_id, export.export_id, self._clock())
+        for item in items:
+            self._queue.send_message(item.to_message())
+        return len(items)
+
+    def progress(self, export: Export) -> dict[str, Any]:
+        """Replay progress as the health view shows it: what is left, and what is stuck in poison."""
+        blobs = list_backlog(self._backlog, export.project_id, export.export_id)
+        poisoned = 0
+        try:
+            for message in self._poison.peek_messages(max_messages=32):
+                item = _item(message.content)
+                poisoned += item is not None and (item.project_id, item.export_id) == export.key
+        except ResourceNotFoundError:
+            pass
+        return {
+            "itemsLeft": len(blobs),
+            "bytesLeft": sum(blob.size for blob in blobs),
+            "poisonedItems": poisoned,
+        }
+
+    def _clear_poison(self, export: Export) -> None:
+        try:
+            for message in self._poison.receive_messages(messages_per_page=32, visibility_timeout=30):
+                item = _item(message.content)
+                if item is not None and (item.project_id, item.export_id) == export.key:
+                    self._poison.delete_message(message)
+        except ResourceNotFoundError:
+            pass
 
 
-def _clear_poison(runtime: Runtime, export: Export) -> None:
-    poison = runtime.poison_queue
+def _item(content: Any) -> WorkItem | None:
     try:
-        for message in poison.receive_messages(messages_per_page=32, visibility_timeout=30):
-            try:
-                item = WorkItem.from_message(_text(message.content))
-            except (ValueError, KeyError, TypeError):
-                continue
-            if (item.project_id, item.export_id) == export.key:
-                poison.delete_message(message)
-    except ResourceNotFoundError:
-        pass
+        return WorkItem.from_message(_text(content))
+    except (ValueError, KeyError, TypeError):
+        return None  # not one of ours: left alone
 
 
 @dataclass
@@ -218,21 +199,6 @@ class ReplayOutcome:
     files: int = 0
     folder: str = ""  # where the replay wrote (the last replay file's folder, or the live file's)
     done: bool = True
-
-
-def replay(runtime: Runtime, item: WorkItem) -> ReplayOutcome:
-    """Replay one live file's held signals. Raises WriteFailure when the destination fails (the queue
-    retries the message, then moves it to the poison queue)."""
-    return Replayer(
-        exports=runtime.exports,
-        backlog=runtime.backlog_container,
-        ledger_table=runtime.ledger_table,
-        destinations=runtime.destinations,
-        queue=runtime.replay_queue,
-        notes=runtime.health_records,
-        hub=runtime.settings.eventhub_name,
-        clock=runtime.clock,
-    ).replay(item)
 
 
 class Replayer:
@@ -519,26 +485,6 @@ def held_landed(
 def _read(sink: FileSink, path: str, start: int, end: int) -> bytes:
     length = sink.length(path) or 0
     return sink.read(path, start, min(end, length)) if length > start else b""
-
-
-def progress(runtime: Runtime, export: Export) -> dict[str, Any]:
-    """Replay progress as the health view shows it: what is left, and what is stuck in poison."""
-    blobs = list_backlog(runtime.backlog_container, export.project_id, export.export_id)
-    poisoned = 0
-    try:
-        for message in runtime.poison_queue.peek_messages(max_messages=32):
-            try:
-                item = WorkItem.from_message(_text(message.content))
-            except (ValueError, KeyError, TypeError):
-                continue
-            poisoned += (item.project_id, item.export_id) == export.key
-    except ResourceNotFoundError:
-        pass
-    return {
-        "itemsLeft": len(blobs),
-        "bytesLeft": sum(blob.size for blob in blobs),
-        "poisonedItems": poisoned,
-    }
 
 
 def _text(content: Any) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shared.environment import SettingsError, flag, listing, number
-from shared.health import HealthPolicy
+from shared.health.rules import HealthPolicy
 
 LOCATION_PATH = "LOCATION_DATABASE_PATH"
 LOCATION_BLOB = "LOCATION_DATABASE_BLOB"

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import metrics
 
 if TYPE_CHECKING:
-    from shared.monitor import HealthRecord
+    from shared.health.records import HealthRecord
     from shared.pipeline import BatchReport
 
 METER_NAME = "signals_export"

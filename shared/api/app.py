@@ -1,10 +1,11 @@
 """The management API as a FastAPI app: served by the Functions host (function_app.py mounts it with
 `func.AsgiFunctionApp`) or, locally, by uvicorn:
 
-    uvicorn --factory shared.api.app:create_api --port 7071
+    uvicorn --factory shared.runtime:management_api --port 7071
 
 Nothing is built at start-up (the Functions adapter runs an app's lifespan only on its first
-request): each request takes the process's Runtime from `runtime_provider`, which builds it lazily.
+request): each request takes what it uses from `services`, which the composition root (shared.runtime)
+builds lazily, once per process.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from shared.api.auth import Authenticator
 from shared.api.config import ApiSettings
 from shared.api.errors import install_error_handlers
 from shared.api.limits import BodyLimit
+from shared.api.operations import ApiServices
 from shared.api.routes import router
 from shared.pane import router as pane
-from shared.runtime import Runtime, runtime
 
 DESCRIPTION = """\
 Configure continuous exports of a project's signals to the customer's Azure Data Lake Storage Gen2
@@ -34,11 +35,7 @@ grant projects: `Exports.Read.<projectId>` (read), `Exports.Write.<projectId>` a
 """
 
 
-def create_api(
-    runtime_provider: Callable[[], Runtime] = runtime,
-    *,
-    settings: ApiSettings | None = None,
-) -> FastAPI:
+def create_api(services: Callable[[], ApiServices], *, settings: ApiSettings | None = None) -> FastAPI:
     """The API app. `settings`: the API's own settings (default: read from the environment on the
     first request)."""
     api = FastAPI(
@@ -54,7 +51,7 @@ def create_api(
         redirect_slashes=False,
     )
     api.add_middleware(BodyLimit)
-    api.state.runtime_provider = runtime_provider
+    api.state.services = services
     api.state.authenticator = Authenticator(settings if settings is not None else ApiSettings.from_env)
     install_error_handlers(api)
     api.include_router(router)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
 
-from shared import replay
 from shared.api import convert
 from shared.api.destinations import check_destination
 from shared.api.errors import (
@@ -30,24 +29,40 @@ from shared.api.etags import Preconditions
 from shared.api.merge_patch import merge_patch
 from shared.api.models import ExportDefinition
 from shared.api.policy import check_storage_uri, check_webhook
-from shared.cleanup import forget_export
-from shared.exports import ExportNotFound, ExportRecord, ExportUnreadable, StaleExport
-from shared.health_view import health_view
+from shared.cleanup import ExportCleanup
+from shared.exports import ExportNotFound, ExportRecord, Exports, ExportUnreadable, StaleExport
+from shared.health.view import HealthView
 from shared.model import Destination, Export, ExportStatus, Secret
-from shared.runtime import Runtime
+from shared.resume import Resumer, ResumeRefused
+from shared.sinks import DestinationClients
 
 log = logging.getLogger("signals_export.api")
 
 _RESUMABLE = {ExportStatus.POSTPONED, ExportStatus.DISABLED}
 
 
-class ExportOperations:
-    """The operations of one request, on the process's Runtime."""
+@dataclass(frozen=True)
+class ApiServices:
+    """What the API's operations use, built once per process by the composition root."""
 
-    def __init__(self, runtime: Runtime, *, actor: str = "") -> None:
-        self._runtime = runtime
+    exports: Exports
+    destinations: DestinationClients
+    resumer: Resumer
+    health: HealthView
+    cleanup: ExportCleanup
+    changed: Callable[[], None]  # tells the export cache (shared.exports.ExportRegistry.invalidate)
+    allowed_storage_suffixes: tuple[str, ...]
+    allow_private_webhooks: bool
+    location_configured: bool
+
+
+class ExportOperations:
+    """The operations of one request."""
+
+    def __init__(self, services: ApiServices, *, actor: str = "") -> None:
+        self._services = services
         self._actor = actor
-        self._records = runtime.exports
+        self._records = services.exports
         self._checked: set[Destination] = set()
 
     # reads
@@ -66,7 +81,7 @@ class ExportOperations:
 
     def health(self, project_id: str, export_id: str) -> dict[str, Any]:
         try:
-            return health_view(self._runtime, project_id, export_id)
+            return self._services.health.of(project_id, export_id)
         except ExportNotFound:
             raise not_found(project_id, export_id) from None
 
@@ -159,7 +174,7 @@ class ExportOperations:
         )
         if record is not before:
             self._log("export enabled" if enabled else "export disabled", record)
-            self._runtime.registry.invalidate()
+            self._services.changed()
         return record
 
     def delete(self, project_id: str, export_id: str, pre: Preconditions) -> None:
@@ -170,8 +185,8 @@ class ExportOperations:
                 raise
             # A row that cannot be read can still be deleted: the customer's way out of it.
             self._records.delete(project_id, export_id)
-            forget_export(self._runtime, project_id, export_id)
-            self._runtime.registry.invalidate()
+            self._services.cleanup.forget(project_id, export_id)
+            self._services.changed()
             return
         if not pre.matches(current.etag):
             raise precondition_failed()
@@ -179,8 +194,8 @@ class ExportOperations:
             self._records.delete(project_id, export_id, etag=current.etag if pre.if_match else None)
         except StaleExport:
             raise precondition_failed() from None
-        forget_export(self._runtime, project_id, export_id)  # exported data stays
-        self._runtime.registry.invalidate()
+        self._services.cleanup.forget(project_id, export_id)  # exported data stays
+        self._services.changed()
         self._log("export deleted", current)
 
     def resume(self, project_id: str, export_id: str, pre: Preconditions) -> tuple[ExportRecord, int]:
@@ -195,8 +210,8 @@ class ExportOperations:
                 "The export is disabled: enable it (POST .../enable) instead; it then exports new signals.",
             )
         try:
-            result = replay.resume(self._runtime, current.export)
-        except replay.ResumeRefused as refused:
+            result = self._services.resumer.resume(current.export)
+        except ResumeRefused as refused:
             log.info("resume refused", extra={**_ids(current.export), "cause": refused.cause})
             raise ApiError(
                 409,
@@ -206,7 +221,7 @@ class ExportOperations:
                 details=[{"code": "Hint", "message": hint} for hint in refused.hints],
                 innererror={"cause": refused.cause, "hints": list(refused.hints)},
             ) from None
-        self._runtime.registry.invalidate()
+        self._services.changed()
         record = self.get(project_id, export_id)
         self._log("export resumed", record, work_items=result.work_items)
         return record, result.work_items
@@ -274,10 +289,10 @@ class ExportOperations:
 
     def _check_policy(self, definition: ExportDefinition, current: Export | None) -> None:
         destination = definition.destination
-        check_storage_uri(destination.uri, destination.type, self._runtime.settings.allowed_storage_suffixes)
+        check_storage_uri(destination.uri, destination.type, self._services.allowed_storage_suffixes)
         option = convert.location_of(definition.location)
         changed = option is not None and (current is None or option != current.location)
-        if changed and not self._runtime.settings.location_configured:  # one set before stays
+        if changed and not self._services.location_configured:  # one set before stays
             raise bad_request(
                 "LocationDatabaseNotConfigured",
                 "This service has no location database, so it cannot add locations: leave out "
@@ -287,28 +302,28 @@ class ExportOperations:
             )
         notify = definition.notify
         if notify is not None and (current is None or notify.webhook != current.webhook):
-            check_webhook(notify.webhook, allow_private=self._runtime.settings.allow_private_webhooks)
+            check_webhook(notify.webhook, allow_private=self._services.allow_private_webhooks)
 
     def _check_destination(self, destination: Destination) -> None:
         if destination not in self._checked:
-            check_destination(self._runtime.destinations, destination)
+            check_destination(self._services.destinations, destination)
             self._checked.add(destination)
 
     def _after_change(self, record: ExportRecord, before: Export | None, *, resume: bool) -> ExportRecord:
         """Make the change visible to this instance's trigger, and resume a postponed export whose
         destination was just fixed (and checked)."""
-        self._runtime.registry.invalidate()
+        self._services.changed()
         if not (resume and before is not None and before.status in _RESUMABLE and record.export.enabled):
             return record
         try:
-            result = replay.resume(self._runtime, record.export)
-        except replay.ResumeRefused as refused:
+            result = self._services.resumer.resume(record.export)
+        except ResumeRefused as refused:
             log.warning(
                 "export not resumed after its destination changed",
                 extra={**_ids(record.export), "cause": refused.cause},
             )
             return record
-        self._runtime.registry.invalidate()
+        self._services.changed()
         self._log("export resumed", record, work_items=result.work_items)
         return self._records.find(record.export.project_id, record.export.export_id) or record
 

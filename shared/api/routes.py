@@ -51,8 +51,7 @@ def current_caller(request: Request) -> Caller:
 
 
 def operations(request: Request, caller: Annotated[Caller, Depends(current_caller)]) -> ExportOperations:
-    runtime = request.app.state.runtime_provider()
-    return ExportOperations(runtime, actor=caller.subject)
+    return ExportOperations(request.app.state.services(), actor=caller.subject)
 
 
 ProjectId = Annotated[

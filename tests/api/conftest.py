@@ -66,7 +66,7 @@ def api_settings(issuer: TokenIssuer) -> ApiSettings:
 
 @pytest.fixture
 def app(service: Runtime, api_settings: ApiSettings) -> FastAPI:
-    return create_api(lambda: service, settings=api_settings)
+    return create_api(lambda: service.api, settings=api_settings)
 
 
 @pytest.fixture

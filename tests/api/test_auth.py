@@ -161,10 +161,10 @@ def test_app_service_principal_is_trusted_only_when_configured(
     """X-MS-CLIENT-PRINCIPAL is ignored (401) unless TRUST_APP_SERVICE_AUTH is on; then its roles grant projects."""
     header = {"X-MS-CLIENT-PRINCIPAL": _principal([f"Exports.Write.{project}"])}
     url = export_url(project, "easy")
-    untrusting = TestClient(create_api(lambda: service, settings=api_settings))
+    untrusting = TestClient(create_api(lambda: service.api, settings=api_settings))
     _assert_401(untrusting.put(url, json=storage.adls(), headers=header), "AuthenticationRequired")
     trusting_settings = ApiSettings(**{**api_settings.__dict__, "trust_app_service_auth": True})
-    trusting = TestClient(create_api(lambda: service, settings=trusting_settings))
+    trusting = TestClient(create_api(lambda: service.api, settings=trusting_settings))
     assert trusting.put(url, json=storage.adls(), headers=header).status_code == 201
     reader = {"X-MS-CLIENT-PRINCIPAL": _principal([f"Exports.Read.{project}"])}
     assert trusting.delete(url, headers=reader).status_code == 403
@@ -203,7 +203,7 @@ def test_signing_keys_are_fetched_from_the_jwks_uri_and_cached(
     """With AUTH_JWKS_URI, the keys are fetched once and then served from the cache."""
     uri, served = jwks_server
     settings = ApiSettings(issuers=(issuer.issuer,), audiences=(issuer.audience,), jwks_uri=uri)
-    client = TestClient(create_api(lambda: service, settings=settings))
+    client = TestClient(create_api(lambda: service.api, settings=settings))
     headers = {"Authorization": "Bearer " + issuer.mint([f"Exports.Read.{project}"])}
     for _ in range(3):
         assert client.get(f"/api/projects/{project}/exports", headers=headers).status_code == 200
@@ -214,7 +214,7 @@ def test_unconfigured_bearer_authentication_refuses_every_token(
     service: Runtime, issuer: TokenIssuer
 ) -> None:
     """Without AUTH_ISSUER, AUTH_AUDIENCE and keys, no token is accepted."""
-    client = TestClient(create_api(lambda: service, settings=ApiSettings()))
+    client = TestClient(create_api(lambda: service.api, settings=ApiSettings()))
     headers = {"Authorization": "Bearer " + issuer.mint(["Exports.Admin"])}
     _assert_401(client.get("/api/exports", headers=headers))
 

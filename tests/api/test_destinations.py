@@ -9,7 +9,7 @@ import pytest
 from azure.storage.filedatalake import DataLakeServiceClient
 from fastapi.testclient import TestClient
 
-from shared.health import hints
+from shared.health.rules import hints
 from shared.runtime import Runtime
 from tests.api.conftest import Storage, export_url, stored
 from tests.conftest import LAKE_CUSTOMER, LAKE_CUSTOMER_KEY

@@ -33,7 +33,7 @@ def located(service: Runtime, tmp_path: Path) -> Runtime:
 
 @pytest.fixture
 def api(located: Runtime, api_settings: ApiSettings) -> TestClient:
-    return TestClient(create_api(lambda: located, settings=api_settings), raise_server_exceptions=False)
+    return TestClient(create_api(lambda: located.api, settings=api_settings), raise_server_exceptions=False)
 
 
 def test_an_export_with_the_option_is_created_shown_and_stored(

@@ -50,7 +50,7 @@ def test_generated_requests_never_get_a_server_error(
     """Schemathesis sends valid and invalid requests to every operation (as a contributor): never a 5xx, errors in the Azure shape."""
     # Generated destinations may only name loopback storage: the run contacts nothing beyond this machine.
     local = Runtime(dataclasses.replace(service.settings, allowed_storage_suffixes=("127.0.0.1",)))
-    app = create_api(lambda: local, settings=api_settings)
+    app = create_api(lambda: local.api, settings=api_settings)
     seed = TestClient(app)
     valid = {"PUT": storage.adls(), "PATCH": {"signals": ["requests"], "granularity": "day"}}
     schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)

@@ -33,7 +33,7 @@ def test_the_cli_mints_tokens_that_the_host_trusts_through_its_jwks_file(
     )
     assert key_file.stat().st_mode & 0o077 == 0, "the private key is readable by its owner only"
 
-    client = TestClient(create_api(lambda: service, settings=ApiSettings.from_env(settings)))
+    client = TestClient(create_api(lambda: service.api, settings=ApiSettings.from_env(settings)))
     headers = {"Authorization": f"Bearer {reader}"}
     assert client.get(f"/api/projects/{project}/exports", headers=headers).status_code == 200
     assert client.put(export_url(project, "e"), json=storage.adls(), headers=headers).status_code == 403

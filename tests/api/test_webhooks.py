@@ -87,7 +87,7 @@ def test_private_webhooks_are_allowed_only_by_setting(
 ) -> None:
     """With ALLOW_PRIVATE_WEBHOOKS on (development), a loopback http webhook is accepted."""
     developing = Runtime(dataclasses.replace(service.settings, allow_private_webhooks=True))
-    client = TestClient(create_api(lambda: developing, settings=api_settings))
+    client = TestClient(create_api(lambda: developing.api, settings=api_settings))
     body = storage.adls(notify={"webhook": "http://127.0.0.1:7072/hook"})
     assert client.put(export_url(project, "dev"), json=body, headers=writer).status_code == 201
 

@@ -26,9 +26,8 @@ from devstack.functions import registered_functions
 from devstack.host import host_json
 from devstack.queue_runner import LEASE_SECONDS, MAX_BATCH_SIZE, FunctionTimeout, QueueRunner, decode, encode
 from devstack.triggers import PollingBackoff
-from shared.health_view import health_view
 from shared.model import Export
-from shared.replay import WorkItem, resume, resume_replay
+from shared.replay import WorkItem
 from shared.runtime import Runtime
 from tests.conformance import sources
 from tests.integration.conftest import Customer, Traffic, all_lines
@@ -268,12 +267,12 @@ def test_resume_and_replay_work_with_the_hosts_default_queue_decoding(
         function(message)
 
     export: Export = postponed["export"]
-    assert resume(service, export).work_items >= 1
+    assert service.resumer.resume(export).work_items >= 1
     QueueRunner(service.replay_queue, service.poison_queue, replay_backlog).drain()
     # The queue is shared with the other tests' exports (the health check queues their backlogs too).
     assert export.key in {(c.project_id, c.export_id) for c in calls}
     assert all_lines(customer.lake_files(postponed["fs"])) == traffic.lines()
-    view = health_view(service, *export.key)
+    view = service.health_view.of(*export.key)
     progress = {key: view["replay"][key] for key in ("itemsLeft", "bytesLeft", "poisonedItems")}
     assert progress == {"itemsLeft": 0, "bytesLeft": 0, "poisonedItems": 0}
 
@@ -290,6 +289,6 @@ def test_poison_messages_of_either_encoding_are_counted_and_cleared_by_the_next_
     service.poison_queue.send_message(
         json.dumps({"projectId": item.project_id, "exportId": item.export_id, "blob": "x"})
     )
-    assert health_view(service, *postponed["export"].key)["replay"]["poisonedItems"] == 2
-    resume_replay(service, postponed["export"])
-    assert health_view(service, *postponed["export"].key)["replay"]["poisonedItems"] == 0
+    assert service.health_view.of(*postponed["export"].key)["replay"]["poisonedItems"] == 2
+    service.replays.enqueue(postponed["export"])
+    assert service.health_view.of(*postponed["export"].key)["replay"]["poisonedItems"] == 0

@@ -16,7 +16,6 @@ from devstack.azurite import Azurite
 from devstack.queue_runner import QueueRunner
 from shared.layout import MAX_DIRECTORY, MAX_POSITION, MAX_SEQUENCE, NAME_SEGMENT, blob_segment
 from shared.model import Export, ExportStatus
-from shared.replay import resume
 from shared.runtime import Runtime
 from shared.settings import BACKLOG_CONTAINER
 from tests.conformance import sources
@@ -74,7 +73,7 @@ def test_hostile_signal_names_are_exported_backlogged_and_replayed_in_valid_blob
     assert service.exports.get(*export.key)[0].status is ExportStatus.POSTPONED
     waiting = backlog_names(service, export)
     assert waiting and all(len(name) <= sources.BLOB_NAME_MAX for name in waiting)
-    resume(service, export)
+    service.resumer.resume(export)
     drain(service)
     replayed = customer.blobs(container)
     assert all_lines(replayed) == traffic.lines(traffic.sent[8:])
@@ -106,7 +105,7 @@ def test_the_longest_adls_directory_writes_live_backlog_and_replay_files_at_exac
     assert len(name) == sources.BLOB_NAME_MAX - unused
     later = service.clock() + 2 * 3600  # resumed two hours later: the held hour has ended
     service.clock = lambda: later
-    resume(service, export)
+    service.resumer.resume(export)
     drain(service)
     files = customer.lake_files(filesystem)
     assert all_lines(files) == traffic.lines() and backlog_names(service, export) == []

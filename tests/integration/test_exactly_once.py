@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.cleanup import forget_export
 from shared.model import Export
 from shared.runtime import Runtime, use_runtime
 from tests.integration.conftest import Customer, all_lines
@@ -96,5 +95,5 @@ def customer_start(service: Runtime) -> datetime:
 def registered_delete(service: Runtime, export: Export) -> None:
     """What DELETE does: the configuration and the service's state for it go; the files stay."""
     service.exports.delete(*export.key)
-    forget_export(service, *export.key)
+    service.cleanup.forget(*export.key)
     service.registry.invalidate()

@@ -21,7 +21,6 @@ from devstack.adls_emulator import AdlsEmulator
 from devstack.azurite import ACCOUNT, KEY, Azurite
 from devstack.queue_runner import QueueRunner
 from shared import messages
-from shared.health_view import health_view
 from shared.model import Export, ExportStatus, Secret
 from shared.requests import RequestCounter
 from shared.runtime import Runtime, use_runtime
@@ -105,7 +104,7 @@ def test_a_regenerated_adls_key_postpones_the_export_and_keeps_every_signal(
         assert status(service, export) is ExportStatus.POSTPONED
         after_cache(service)
         held = traffic.send(10)
-        view = health_view(service, export.project_id, export.export_id)
+        view = service.health_view.of(export.project_id, export.export_id)
     assert all_lines(customer.lake_files(fs)) == traffic.lines(exported)
     assert backlog_lines(azurite, export) == traffic.lines(failed + held)
     assert view["status"] == "postponed" and view["cause"] == "authentication-failed"
@@ -134,7 +133,7 @@ def test_a_regenerated_blob_key_postpones_the_export(
     try:
         traffic.send(5)
         run_health_check()
-        view = health_view(service, export.project_id, export.export_id)
+        view = service.health_view.of(export.project_id, export.export_id)
     finally:
         azurite.restart(accounts={ACCOUNT: KEY, BLOB_CUSTOMER: BLOB_CUSTOMER_KEY})
     assert view["status"] == "postponed" and view["cause"] == "authentication-failed"
@@ -167,7 +166,7 @@ def test_a_deleted_filesystem_or_container_postpones_with_not_found(
         ).delete_container(name)
     traffic.send(6)
     run_health_check()
-    view = health_view(service, export.project_id, export.export_id)
+    view = service.health_view.of(export.project_id, export.export_id)
     assert view["status"] == "postponed" and view["cause"] == "not-found"
     assert any("still exists" in hint for hint in view["hints"])
     assert backlog_lines(azurite, export) == traffic.lines(traffic.sent[4:])
@@ -192,11 +191,11 @@ def test_throttling_postpones_only_when_it_persists_and_resumes_by_itself(
             run_health_check()
             expected = ExportStatus.POSTPONED if check == 2 else ExportStatus.ACTIVE
             assert status(service, export) is expected, f"after check {check + 1}"
-        view = health_view(service, export.project_id, export.export_id)
+        view = service.health_view.of(export.project_id, export.export_id)
         assert view["cause"] == "throttled" and any("Metrics" in hint for hint in view["hints"])
         run_health_check()  # the probe only reads: the account answers reads, so it resumes
     assert status(service, export) is ExportStatus.ACTIVE
-    assert health_view(service, export.project_id, export.export_id)["history"][-1]["reason"].endswith(
+    assert service.health_view.of(export.project_id, export.export_id)["history"][-1]["reason"].endswith(
         "resumed by the service."
     )
     assert service.replay_queue.get_queue_properties().approximate_message_count >= 1
@@ -216,7 +215,7 @@ def test_an_unreachable_endpoint_is_transient_and_postpones_when_it_persists(
     for _ in range(3):
         traffic.send(2)
         run_health_check()
-    view = health_view(service, export.project_id, export.export_id)
+    view = service.health_view.of(export.project_id, export.export_id)
     assert view["status"] == "postponed" and view["cause"] == "transient"
     assert view["counters"]["backlogged"] == 6 and view["counters"]["exported"] == 2
     assert backlog_lines(azurite, export) == traffic.lines(traffic.sent[2:])
@@ -249,7 +248,7 @@ def test_after_seven_days_postponed_the_export_is_disabled_and_its_backlog_expir
         traffic.send(4)
         service.clock = lambda: start + 8.5 * DAY
         run_health_check()
-    view = health_view(service, export.project_id, export.export_id, now=start + 8.5 * DAY)
+    view = service.health_view.of(export.project_id, export.export_id)  # on the clock set above
     counters = view["counters"]
     assert (counters["backlogged"], counters["lost"], counters["dropped"]) == (10, 10, 4)
     assert counters["exported"] + counters["backlogged"] + counters["dropped"] == len(traffic.sent)
@@ -294,7 +293,7 @@ def test_a_state_change_is_queued_then_posted_signed_to_the_exports_webhook(
     with regenerated_key(lake):
         traffic.send(3)
         run_health_check()
-    history = health_view(local, export.project_id, export.export_id)["history"]
+    history = local.health_view.of(export.project_id, export.export_id)["history"]
     assert history[-1]["notified"] == "queued"
     assert _notify(local).drain() == 1
     (call,) = webhook.received
@@ -331,7 +330,7 @@ def test_a_slow_webhook_receiver_does_not_hold_up_the_health_check(
             run_health_check()
         assert slow.received == [], "the health check called the receiver"
         assert status(local, export) is ExportStatus.POSTPONED
-        assert health_view(local, export.project_id, export.export_id)["history"][-1]["notified"] == "queued"
+        assert local.health_view.of(export.project_id, export.export_id)["history"][-1]["notified"] == "queued"
         gate.set()
         assert _notify(local).drain() == 1
         assert len(slow.received) == 1

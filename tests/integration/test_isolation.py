@@ -17,7 +17,6 @@ from azure.storage.blob import BlobServiceClient
 from devstack.adls_emulator import AdlsEmulator, Fault
 from devstack.queue_runner import QueueRunner
 from shared.eventhub import batch_from_trigger
-from shared.health_view import health_view
 from shared.model import Export, ExportStatus
 from shared.runtime import Runtime
 from shared.settings import DEADLETTER_CONTAINER
@@ -33,7 +32,7 @@ def drain_replays(service: Runtime) -> None:
 
 
 def counters(service: Runtime, export: Export) -> dict[str, Any]:
-    view = health_view(service, export.project_id, export.export_id)
+    view = service.health_view.of(export.project_id, export.export_id)
     return {"status": view["status"], "cause": view["cause"], **view["counters"], "backlog": view["backlog"]}
 
 
@@ -121,7 +120,7 @@ def test_one_unreadable_export_row_stops_no_other_export(
     files = customer.lake_files(fs)
     assert all_lines({p: lines for p, lines in files.items() if p.startswith("a/")}) == traffic.lines()
     assert counters(service, healthy)["exported"] == 8
-    view = health_view(service, traffic.project, "unreadable")
+    view = service.health_view.of(traffic.project, "unreadable")
     assert view["status"] == "unreadable" and view["cause"] == "configuration-unreadable"
     assert any("KEY_ENCRYPTION_KEY" in hint for hint in view["hints"])
     service.exports_table.delete_entity(traffic.project, "unreadable")  # the table is shared by the tests

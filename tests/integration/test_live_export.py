@@ -14,7 +14,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from shared.model import Export, Granularity
-from shared.runtime import Runtime
+from shared.runtime import Runtime, use_runtime
 from shared.settings import DEADLETTER_CONTAINER
 from tests.integration.conftest import Customer, counts
 from tests.support import Producer, Sent, registered, registered_functions, signal, trigger_batch
@@ -221,9 +221,10 @@ def test_a_crash_at_any_step_then_redelivery_exports_each_signal_once(
     ledger.forget()
     # 2. A new instance (empty caches) gets the batch again, with the next one, and dies half-way
     #    through the writes: the first destination file write succeeds, then the process dies.
-    service.__dict__.pop("exporter", None)
+    dying = Runtime(service.settings)
+    use_runtime(dying)
     written = {"n": 0}
-    original = service.destinations.sink
+    original = dying.destinations.sink
 
     def dying_sink(destination: Any) -> Any:
         sink = original(destination)
@@ -242,17 +243,18 @@ def test_a_crash_at_any_step_then_redelivery_exports_each_signal_once(
         return Dying()
 
     with monkeypatch.context() as patch:
-        patch.setattr(service.destinations, "sink", dying_sink)
-        service.__dict__.pop("exporter", None)
+        patch.setattr(dying.destinations, "sink", dying_sink)
         try:
             export_signals(trigger_batch("0", batches[0] + batches[1]))
         except Crash:
             pass
-    service.__dict__.pop("exporter", None)
-    # 3. Recovery: everything from the first batch on, cut differently, then the rest, then a repeat.
+    # 3. Recovery on yet another instance: everything from the first batch on, cut differently, then
+    #    the rest, then a repeat.
+    use_runtime(Runtime(service.settings))
     export_signals(trigger_batch("0", sent[0:20]))
     export_signals(trigger_batch("0", sent[20:]))
     export_signals(trigger_batch("0", sent[30:]))
+    use_runtime(service)
     check_destinations(customer, two_projects, sent, "0")
 
 

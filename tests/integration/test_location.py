@@ -15,7 +15,6 @@ import pytest
 from devstack.adls_emulator import AdlsEmulator
 from devstack.queue_runner import QueueRunner
 from shared.model import Export, LocationOption
-from shared.replay import resume
 from shared.runtime import Runtime, use_runtime
 from tests.geodata import FULL_V4, LOCATIONS, RENAMED_DATABASE, UNKNOWN_V4, write_database
 from tests.integration.conftest import Customer, regenerated_key, run_health_check
@@ -91,7 +90,7 @@ def test_held_signals_are_replayed_as_they_were_located_when_held(
         send(producer, project, [FULL_V4, FULL_V4])
         run_health_check()
     write_database(database, RENAMED_DATABASE)  # the operator's new version: another city name
-    resume(runtime, runtime.exports.get(*export.key)[0])
+    runtime.resumer.resume(runtime.exports.get(*export.key)[0])
     QueueRunner(runtime.replay_queue, runtime.poison_queue, registered("replay_backlog")).drain()
     lines = [json.loads(line) for lines in customer.lake_files(fs).values() for line in lines]
     assert sorted(line["n"] for line in lines) == [0, 1, 2]

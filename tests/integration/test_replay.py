@@ -14,9 +14,8 @@ from devstack.azurite import Azurite
 from devstack.queue_runner import QueueRunner
 from shared import replay as replay_module
 from shared.backlog import held_file
-from shared.health_view import health_view
 from shared.model import Export, ExportStatus
-from shared.replay import ResumeRefused, resume
+from shared.resume import ResumeRefused
 from shared.runtime import Runtime
 from shared.settings import BACKLOG_CONTAINER
 from tests.conftest import LAKE_CUSTOMER
@@ -68,7 +67,7 @@ def test_resume_writes_the_backlog_once_where_a_reader_moving_forward_finds_it(
     folder of the hour of the replay."""
     export = postponed["export"]
     resumed_at = datetime.fromtimestamp(service.clock(), UTC)
-    result = resume(service, export)
+    result = service.resumer.resume(export)
     assert result.work_items >= 1
     runner(service).drain()
     files = customer.lake_files(postponed["fs"])
@@ -80,7 +79,7 @@ def test_resume_writes_the_backlog_once_where_a_reader_moving_forward_finds_it(
             assert path == f"signals/{t:%Y/%m/%d/%H}/lake_0.jsonl", path
         else:
             assert path.startswith(f"signals/{resumed_at:%Y/%m/%d/%H}/lake_0_replay-"), path
-    view = health_view(service, export.project_id, export.export_id)
+    view = service.health_view.of(export.project_id, export.export_id)
     assert view["status"] == "active" and view["backlog"]["files"] == 0
     progress = {key: view["replay"][key] for key in ("itemsLeft", "bytesLeft", "poisonedItems")}
     assert progress == {"itemsLeft": 0, "bytesLeft": 0, "poisonedItems": 0}
@@ -93,7 +92,7 @@ def test_resume_is_refused_while_the_destination_still_fails(
     """A resume with the key still wrong changes nothing and says what to check."""
     export = postponed["export"]
     with regenerated_key(lake), pytest.raises(ResumeRefused) as refused:
-        resume(service, export)
+        service.resumer.resume(export)
     assert refused.value.cause == "authentication-failed" and refused.value.hints
     assert service.exports.get(export.project_id, export.export_id)[0].status is ExportStatus.POSTPONED
 
@@ -102,7 +101,7 @@ def test_a_replay_message_delivered_twice_writes_each_signal_once(
     service: Runtime, customer: Customer, traffic: Traffic, postponed: dict[str, Any]
 ) -> None:
     """At-least-once queue delivery: every work item handled twice, nothing duplicated."""
-    resume(service, postponed["export"])
+    service.resumer.resume(postponed["export"])
     handler = registered("replay_backlog")
     twice = QueueRunner(
         service.replay_queue, service.poison_queue, lambda message: (handler(message), handler(message))
@@ -119,7 +118,7 @@ def test_a_crash_after_the_replay_write_before_the_backlog_removal_duplicates_no
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The replay file is written, then the instance dies; the message comes back and finishes the job."""
-    resume(service, postponed["export"])
+    service.resumer.resume(postponed["export"])
     write = replay_module.Replayer._create
 
     def write_then_die(*args: Any, **kwargs: Any) -> Any:
@@ -138,27 +137,27 @@ def test_a_destination_failing_during_replay_ends_in_poison_and_a_new_resume_pic
 ) -> None:
     """Replay fails 5 times: poison queue, shown in health; fixed and resumed again: all written once."""
     export = postponed["export"]
-    resume(service, export)
+    service.resumer.resume(export)
     with regenerated_key(lake):
         failing = runner(service)
         failing.drain()
     assert (
         len(failing.failures)
-        == 5 * health_view(service, export.project_id, export.export_id)["replay"]["poisonedItems"]
+        == 5 * service.health_view.of(export.project_id, export.export_id)["replay"]["poisonedItems"]
     )
-    view = health_view(service, export.project_id, export.export_id)
+    view = service.health_view.of(export.project_id, export.export_id)
     assert view["replay"]["poisonedItems"] >= 1 and view["backlog"]["files"] >= 1
-    resume(service, export)
+    service.resumer.resume(export)
     runner(service).drain()
     assert all_lines(customer.lake_files(postponed["fs"])) == traffic.lines()
-    assert health_view(service, export.project_id, export.export_id)["replay"]["poisonedItems"] == 0
+    assert service.health_view.of(export.project_id, export.export_id)["replay"]["poisonedItems"] == 0
 
 
 def test_live_signals_arriving_during_replay_are_exported_live_and_once(
     service: Runtime, customer: Customer, traffic: Traffic, postponed: dict[str, Any]
 ) -> None:
     """New signals go to live files while the backlog drains into replay files."""
-    resume(service, postponed["export"])
+    service.resumer.resume(postponed["export"])
     service.registry.invalidate()
     queue = runner(service, batch_size=1)
     while True:
@@ -173,7 +172,7 @@ def test_signals_added_to_the_backlog_while_it_replays_are_replayed_too(
 ) -> None:
     """An instance whose cache still says postponed appends to the backlog during replay: not lost."""
     export = postponed["export"]
-    resume(service, export)
+    service.resumer.resume(export)
     stale = Runtime(service.settings)  # another instance; its cache read the export while postponed
     stale.registry.exports_of(export.project_id)
     stale.registry._by_project = {export.project_id: [export]}
@@ -193,7 +192,7 @@ def test_signals_added_to_the_backlog_while_it_replays_are_replayed_too(
         traffic.sent.extend(batch)
         if queue.run_once() == 0:
             break
-    resume(service, export)  # the late signals were backlogged after the items were enqueued
+    service.resumer.resume(export)  # the late signals were backlogged after the items were enqueued
     runner(service).drain()
     assert all_lines(customer.lake_files(postponed["fs"])) == traffic.lines()
 
@@ -221,7 +220,7 @@ def test_blob_exports_replay_into_their_minute_folders(
     assert service.exports.get(export.project_id, export.export_id)[0].status is ExportStatus.POSTPONED
     resumed = service.clock() + 120  # minutes later: the minutes' blobs are done
     service.clock = lambda: resumed
-    resume(service, export)
+    service.resumer.resume(export)
     runner(service).drain()
     blobs = customer.blobs(container)
     assert all_lines(blobs) == traffic.lines(traffic.sent[6:])  # the deleted container took the first 6
@@ -264,7 +263,7 @@ def test_a_write_of_unknown_outcome_that_did_land_is_not_replayed_again(
     # The storage did write it before the connection dropped: put the bytes where the append aimed.
     sink.append(live_path, b"".join(e.body + b"\n" for e in lost_response), length)
     service.exports.set_status(export.project_id, export.export_id, ExportStatus.POSTPONED, cause="transient")
-    resume(service, export)
+    service.resumer.resume(export)
     runner(service).drain()
     assert all_lines(customer.lake_files(fs)) == traffic.lines()
 
@@ -273,12 +272,11 @@ def test_deleting_an_export_discards_its_backlog_ledger_and_health_but_not_its_d
     service: Runtime, customer: Customer, traffic: Traffic, postponed: dict[str, Any], azurite: Azurite
 ) -> None:
     """After delete, nothing of the export remains in the service; the customer's files stay."""
-    from shared.cleanup import forget_export
 
     export = postponed["export"]
     before = customer.lake_files(postponed["fs"])
     service.exports.delete(export.project_id, export.export_id)
-    assert forget_export(service, export.project_id, export.export_id) >= 1
+    assert service.cleanup.forget(export.project_id, export.export_id) >= 1
     assert backlog_count(azurite, export) == 0
     rows = list(
         service.ledger_table.query_entities(

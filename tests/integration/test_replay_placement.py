@@ -14,9 +14,7 @@ import pytest
 from devstack.adls_emulator import AdlsEmulator
 from devstack.queue_runner import QueueRunner
 from shared import replay as replay_module
-from shared.health_view import health_view
 from shared.model import Export, ExportStatus, ReplayPlacement
-from shared.replay import resume
 from shared.runtime import Runtime
 from tests.integration.conftest import Customer, Traffic, regenerated_key, run_health_check
 from tests.support import Producer, registered
@@ -95,7 +93,7 @@ def test_replayed_signals_land_in_the_folder_of_the_replay(
     finds every replayed signal once, in the folder of the hour of the resume; the health view says so."""
     resumed: datetime = outage["resumed"]
     service.clock = lambda: resumed.timestamp()
-    resume(service, outage["export"])
+    service.resumer.resume(outage["export"])
     replay_all(service, twice=fault == "twice", crash=fault == "crash", monkeypatch=monkeypatch)
     seen = read_forward(customer.lake_files(outage["fs"]))
     lines = [line for _, line in seen]
@@ -107,7 +105,7 @@ def test_replayed_signals_land_in_the_folder_of_the_replay(
     for event in traffic.sent[:5]:
         (path,) = [p for p, line in seen if line == event.body]
         assert path == f"signals/{event.enqueued:%Y/%m/%d/%H}/lake_0.jsonl"
-    assert health_view(service, *outage["export"].key)["replay"]["lastFolder"] == folder
+    assert service.health_view.of(*outage["export"].key)["replay"]["lastFolder"] == folder
 
 
 @pytest.mark.parametrize("fault", ["none", "twice", "crash"])
@@ -124,7 +122,7 @@ def test_with_original_placement_replayed_signals_go_back_to_their_time_buckets(
     current, _ = service.exports.get(*export.key)
     service.exports.put(replace(current, replay_placement=ReplayPlacement.ORIGINAL))
     service.clock = lambda: outage["resumed"].timestamp()
-    resume(service, export)
+    service.resumer.resume(export)
     replay_all(service, twice=fault == "twice", crash=fault == "crash", monkeypatch=monkeypatch)
     seen = read_forward(customer.lake_files(outage["fs"]))
     assert sorted(line for _, line in seen) == sorted(e.body for e in traffic.sent)

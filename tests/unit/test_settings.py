@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.health import HealthPolicy
+from shared.health.rules import HealthPolicy
 from shared.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]

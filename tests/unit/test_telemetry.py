@@ -20,7 +20,7 @@ from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricR
 
 from shared import telemetry
 from shared.counters import Counters
-from shared.monitor import HealthRecord
+from shared.health.records import HealthRecord
 from shared.pipeline import BatchReport
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,33 +1,29 @@
-"""The health check the timer function runs: judge every export, postpone, probe, disable, expire.
+"""The health check the timer function runs: judge every export, postpone, probe, disable, expire
+backlogs, and have the backlogs of healthy exports replayed.
 
-I/O at the edges (tables, backlog container, probes, webhooks); the decisions are shared.health's.
-Per export it keeps a health record (table `exporthealth`, PartitionKey = project, RowKey = export):
-the last counter snapshot, the recent ticks, when and why the state last changed, the history of
-changes, and the backlog's size. A record is written only when something in it changed.
+I/O at the edges (tables, backlog container, probes, webhooks, the replay queue); the decisions are
+shared.health.rules'. What it remembers of each export is shared.health.records'.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-import orjson
-from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient
 
 from shared.backlog import BacklogBlob, expire, export_prefix, list_backlog
-from shared.counters import Counters
 from shared.exports import Exports, ExportUnreadable
-from shared.health import (
+from shared.health.records import HISTORY_LENGTH, HealthRecord, HealthRecords, totals_of
+from shared.health.rules import (
     CONFIGURATION_UNREADABLE,
     Decision,
     HealthPolicy,
-    Tick,
     explanation,
     hints,
     judge,
@@ -40,129 +36,26 @@ from shared.outcomes import Cause, WriteFailure
 
 log = logging.getLogger("signals_export.health")
 
-HISTORY_LENGTH = 50
 TEND_SECONDS = 300.0
 """How often the backlog of an active export is queued for replay again while it lasts (a replay that
 is still under way when the next one is queued costs nothing: replay is idempotent)."""
 
 
-@dataclass
-class HealthRecord:
-    """What the health check remembers of an export between ticks."""
-
-    project_id: str
-    export_id: str
-    totals: Counters = field(default_factory=Counters)
-    ticks: list[Tick] = field(default_factory=list)
-    since: float = 0.0
-    cause: str = ""
-    reason: str = ""
-    history: list[dict[str, Any]] = field(default_factory=list)
-    lost: int = 0
-    lost_at: float = 0.0
-    backlog_files: int = 0
-    backlog_bytes: int = 0
-    backlog_oldest: float = 0.0
-    backlog_signals: int = 0
-    probed_at: float = 0.0
-    last_error: str = ""
-    # Written by the replay, not by the health check (merged into the entity: see HealthRecords).
-    replay_folder: str = ""
-    replayed_at: float = 0.0
-    tended_at: float = 0.0  # when the health check last asked for this export's backlog to be replayed
-
-    def to_entity(self) -> dict[str, Any]:
-        return {
-            "PartitionKey": self.project_id,
-            "RowKey": self.export_id,
-            "totals": orjson.dumps(self.totals.to_json()).decode(),
-            "ticks": orjson.dumps([t.to_json() for t in self.ticks]).decode(),
-            "since": self.since,
-            "cause": self.cause,
-            "reason": self.reason,
-            "history": orjson.dumps(self.history).decode(),
-            "lost": self.lost,
-            "lost_at": self.lost_at,
-            "backlog_files": self.backlog_files,
-            "backlog_bytes": self.backlog_bytes,
-            "backlog_oldest": self.backlog_oldest,
-            "backlog_signals": self.backlog_signals,
-            "probed_at": self.probed_at,
-            "tended_at": self.tended_at,
-            "last_error": self.last_error,
-        }
-
-    @classmethod
-    def from_entity(cls, entity: Mapping[str, Any]) -> HealthRecord:
-        return cls(
-            project_id=str(entity["PartitionKey"]),
-            export_id=str(entity["RowKey"]),
-            totals=Counters.from_json(orjson.loads(entity.get("totals") or "{}")),
-            ticks=[Tick.from_json(t) for t in orjson.loads(entity.get("ticks") or "[]")],
-            since=float(entity.get("since", 0.0)),
-            cause=str(entity.get("cause", "")),
-            reason=str(entity.get("reason", "")),
-            history=orjson.loads(entity.get("history") or "[]"),
-            lost=int(entity.get("lost", 0)),
-            lost_at=float(entity.get("lost_at", 0.0)),
-            backlog_files=int(entity.get("backlog_files", 0)),
-            backlog_bytes=int(entity.get("backlog_bytes", 0)),
-            backlog_oldest=float(entity.get("backlog_oldest", 0.0)),
-            backlog_signals=int(entity.get("backlog_signals", 0)),
-            probed_at=float(entity.get("probed_at", 0.0)),
-            tended_at=float(entity.get("tended_at", 0.0)),
-            replay_folder=str(entity.get("replay_folder", "")),
-            replayed_at=float(entity.get("replayed_at", 0.0)),
-            last_error=str(entity.get("last_error", "")),
-        )
-
-
-class HealthRecords:
-    """The `exporthealth` table."""
-
-    def __init__(self, table: TableClient) -> None:
-        self._table = table
-
-    def get(self, project_id: str, export_id: str) -> HealthRecord:
-        try:
-            return HealthRecord.from_entity(self._table.get_entity(project_id, export_id))
-        except ResourceNotFoundError:
-            return HealthRecord(project_id, export_id)
-
-    def all(self) -> dict[ExportKey, HealthRecord]:
-        records = (HealthRecord.from_entity(e) for e in self._table.list_entities())
-        return {(r.project_id, r.export_id): r for r in records}
-
-    def save(self, record: HealthRecord) -> None:
-        """Merged: the fields the replay writes (`note_replay`) are not the health check's to change."""
-        self._table.upsert_entity(record.to_entity(), mode=UpdateMode.MERGE)
-
-    def note_replay(self, project_id: str, export_id: str, folder: str, at: float) -> None:
-        """Where the last replay wrote, for the health view: the customer knows where to look."""
-        entity = {"PartitionKey": project_id, "RowKey": export_id, "replay_folder": folder, "replayed_at": at}
-        self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
-
-    def delete(self, project_id: str, export_id: str) -> None:
-        try:
-            self._table.delete_entity(project_id, export_id)
-        except ResourceNotFoundError:
-            pass
-
-
-def totals_of(entries: list[LedgerEntry]) -> Counters:
-    """An export's counters summed over partitions (the latest error code is the latest failure's)."""
-    totals = Counters()
-    for entry in entries:
-        totals.add(entry.counters)
-    return totals
-
-
 Probe = Callable[[Destination], WriteFailure | None]
-OnResume = Callable[[Export], object]
+
+
+class Replays(Protocol):
+    """The replay queue as the health check uses it (shared.replay.ReplayQueue)."""
+
+    def enqueue(self, export: Export) -> int:
+        """Queue the export's backlog for replay after a resume (clearing its poison messages)."""
+
+    def tend(self, export: Export) -> int:
+        """Queue the backlog of an active export for replay."""
 
 
 @dataclass
-class MonitorReport:
+class CheckReport:
     """What one health check did."""
 
     checked: int = 0
@@ -175,7 +68,7 @@ class MonitorReport:
     records: list[HealthRecord] = field(default_factory=list)  # each export's record after the check
 
 
-class HealthMonitor:
+class HealthCheck:
     """Runs one health check over every export."""
 
     def __init__(
@@ -188,8 +81,7 @@ class HealthMonitor:
         probe: Probe,
         notifier: Notifier,
         policy: HealthPolicy,
-        on_resume: OnResume = lambda export: None,
-        on_backlog: OnResume = lambda export: None,
+        replays: Replays,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -199,13 +91,12 @@ class HealthMonitor:
         self._probe = probe
         self._notifier = notifier
         self._policy = policy
-        self._on_resume = on_resume
-        self._on_backlog = on_backlog
+        self._replays = replays
         self._clock = clock
         self._lines: dict[tuple[str, float], tuple[int, int]] = {}  # backlog blob -> (bytes, lines) counted
 
-    def run(self) -> MonitorReport:
-        report = MonitorReport()
+    def run(self) -> CheckReport:
+        report = CheckReport()
         report.resealed = self._store.reseal()  # after a rotation of the service key
         ledgers = read_all(self._ledger_table)
         records = self._records.all()
@@ -229,7 +120,7 @@ class HealthMonitor:
         return report
 
     def _check(
-        self, export: Export, record: HealthRecord, entries: list[LedgerEntry], report: MonitorReport
+        self, export: Export, record: HealthRecord, entries: list[LedgerEntry], report: CheckReport
     ) -> None:
         now = self._clock()
         before = record.to_entity()
@@ -278,22 +169,6 @@ class HealthMonitor:
         record.history = [*record.history, change][-HISTORY_LENGTH:]
         self._records.save(record)
 
-    def record_resume(self, export: Export, record: HealthRecord, *, by: str) -> None:
-        """Note a resume that did not come from the health check (the customer's), so the record's
-        state, window and history agree with the export's."""
-        now = self._clock()
-        change = {
-            "at": datetime.fromtimestamp(now, UTC).isoformat(),
-            "from": export.status.value,
-            "to": ExportStatus.ACTIVE.value,
-            "cause": "",
-            "reason": f"Resumed by the {by}.",
-        }
-        record.since, record.cause, record.reason = now, "", change["reason"]
-        record.ticks = []
-        record.history = [*record.history, change][-HISTORY_LENGTH:]
-        self._records.save(record)
-
     def _should_probe(self, export: Export, record: HealthRecord, now: float) -> bool:
         """Only a postponed export whose cause may pass by itself is probed; the others wait for the
         customer to fix the destination and resume."""
@@ -334,10 +209,10 @@ class HealthMonitor:
             change["notified"] = str(delivery)  # "queued": the queue function notify_webhook posts it
         record.history = [*record.history, change][-HISTORY_LENGTH:]
         if decision.status is ExportStatus.ACTIVE:
-            self._on_resume(export)
+            self._replays.enqueue(export)
 
     def _tend_backlog(
-        self, export: Export, record: HealthRecord, now: float, report: MonitorReport, *, healthy: bool
+        self, export: Export, record: HealthRecord, now: float, report: CheckReport, *, healthy: bool
     ) -> None:
         """Measure the backlog, remove files kept past the retention period (counting the loss), and
         have the backlog of an active export whose writes succeed replayed, whatever put signals there
@@ -382,7 +257,7 @@ class HealthMonitor:
         record.backlog_signals = signals
         if files and healthy and export.enabled and now - record.tended_at >= TEND_SECONDS:
             record.tended_at = now
-            self._on_backlog(export)
+            self._replays.tend(export)
             report.tended += 1
 
     def _signals_in(self, blob: BacklogBlob) -> int:

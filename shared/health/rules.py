@@ -1,5 +1,5 @@
 """How health is judged: an export's recent write outcomes turned into a state change, and the
-customer's view of it. Pure: the timer function (shared.monitor) brings the numbers and the clock.
+customer's view of it. Pure: the health check (shared.health.check) brings the numbers and the clock.
 
 States: `active` writes; `postponed` writes nothing and keeps every matching signal in the backlog;
 `disabled` (postponed for the whole retention period) keeps nothing and counts what it drops.
