@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -188,3 +190,29 @@ def event_batch(
         for i, payload in enumerate(payloads)
     ]
     return EventBatch(partition, events)
+
+
+class _Errors(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(f"{record.name}: {record.getMessage()}")
+
+
+@contextmanager
+def no_faults(what: str) -> Iterator[None]:
+    """Fail the measurement if the service logged an error meanwhile: a fault is contained (its
+    signals go to the backlog), so a stand-in the service no longer fits would otherwise be timed as
+    the fault path, and the figures would look plausible."""
+    errors = _Errors()
+    logger = logging.getLogger("signals_export")
+    logger.addHandler(errors)
+    try:
+        yield
+    finally:
+        logger.removeHandler(errors)
+    if errors.messages:
+        count = len(errors.messages)
+        raise AssertionError(f"{what}: the service logged {count} errors, first: {errors.messages[0]}")

@@ -36,10 +36,12 @@ from bench.common import (
     bodies,
     event_batch,
     median,
+    no_faults,
     paired,
     ratios,
 )
 from shared.delivery import FileInfo
+from shared.destinations import MAX_ADLS_APPEND
 from shared.fanout import Fanout
 from shared.ledger import PartitionLedger
 from shared.model import AdlsDestination, Destination, Export, Secret
@@ -75,7 +77,7 @@ class MemorySink:
     """A FileSink over lengths in memory: every append succeeds at once. Keeps the payloads only when
     asked (the correctness check), so timing measures the exporter, not the stand-in."""
 
-    max_append = 4 * 1024 * 1024
+    max_append = MAX_ADLS_APPEND  # the exports are ADLS Gen2 exports: one append per file and batch
 
     def __init__(self) -> None:
         self.lengths: dict[str, int] = {}
@@ -222,24 +224,26 @@ class Case:
         self.sink = MemorySink()
         self.writers = Fanout(16, "bench-write")
         self.exporter = memory_exporter(self.exports, self.sink, self.writers)
-        self.next_sequence = 0
+        self.next_sequence = {name: 0 for name in APPROACHES}
         self.sample_seconds = scale.cpu_sample_seconds
-        self.reference_batch = self.batch()
+        self.reference_batch = self.batch("limit")
         self.rounds = {"exporter": 1, "limit": 1, "usual": 1}
 
     def close(self) -> None:
         self.writers.close()
 
-    def batch(self) -> EventBatch:
-        """The batch again, with the next sequence numbers (the ledger takes it as new signals)."""
-        batch = event_batch(PARTITION, PROJECT, self.payloads, self.next_sequence)
-        self.next_sequence += len(self.payloads)
+    def batch(self, name: str) -> EventBatch:
+        """The batch again, with the approach's next sequence numbers: the exporter's batches follow
+        one another as a partition's do, so its ledger keeps its cache (a gap means another owner may
+        have written: shared.ledger reloads)."""
+        batch = event_batch(PARTITION, PROJECT, self.payloads, self.next_sequence[name])
+        self.next_sequence[name] += len(self.payloads)
         return batch
 
     def check(self) -> None:
         """The exporter writes exactly the limit reference's buffers; the usual approach as many lines."""
         self.sink.payloads = {}
-        self.exporter.export(self.batch())
+        self.exporter.export(self.batch("exporter"))
         written = self.sink.payloads
         self.sink.payloads = None
         limit: dict[int, bytes] = {}
@@ -259,7 +263,7 @@ class Case:
         if self.sample_seconds <= 0:
             return  # quick: one batch per sample
         for name, run in self.runs().items():
-            batch = self.batch()
+            batch = self.batch(name)
             start = time.process_time()
             run(batch)
             once = time.process_time() - start
@@ -273,7 +277,7 @@ class Case:
         whichever approach got it."""
         rounds = self.rounds[name]
         run = self.runs()[name]
-        batches = [self.batch() for _ in range(rounds)]
+        batches = [self.batch(name) for _ in range(rounds)]
         gc.collect()
         start = time.process_time()
         for batch in batches:
@@ -304,9 +308,11 @@ def measure(scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
         for size in scale.cpu_sizes:
             case = Case(exports, size, scale)
             try:
-                case.check()
-                case.calibrate()
-                samples = paired({name: partial(case.sample, name) for name in APPROACHES}, scale.cpu_repeats)
+                with no_faults(f"cpu, {exports} exports, {_size_tag(size)}"):
+                    case.check()
+                    case.calibrate()
+                    runs = {name: partial(case.sample, name) for name in APPROACHES}
+                    samples = paired(runs, scale.cpu_repeats)
             finally:
                 case.close()
             mean_size = case.batch_bytes / case.events

@@ -7,7 +7,7 @@ export, saved with the file records they count) and what the health check sums (
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.outcomes import Cause
@@ -29,16 +29,28 @@ class Counters:
     last_failure: int = 0
     last_error: str = ""  # the error code of the latest failure
 
-    def add(self, other: Counters) -> None:
-        """Add another count of the same export (a later batch, or another partition)."""
-        for name in _SUMMED:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        for cause, signals in other.failed.items():
-            self.failed[cause] = self.failed.get(cause, 0) + signals
+    def add(self, other: Counters, *, signals: bool = True) -> None:
+        """Add another count of the same export (a later batch, or another partition); without its
+        signals written (`signals=False`: the write attempts only). Spelled out: it runs per export
+        and batch on the export path."""
+        if signals:
+            self.exported += other.exported
+            self.exported_bytes += other.exported_bytes
+        self.backlogged += other.backlogged
+        self.dropped += other.dropped
+        self.writes_ok += other.writes_ok
+        self.writes_failed += other.writes_failed
+        self.faults += other.faults
+        if other.failed:
+            failed = self.failed
+            for cause, count in other.failed.items():
+                failed[cause] = failed.get(cause, 0) + count
         if other.last_failure >= self.last_failure and other.last_error:
             self.last_error = other.last_error
-        self.last_success = max(self.last_success, other.last_success)
-        self.last_failure = max(self.last_failure, other.last_failure)
+        if other.last_success > self.last_success:
+            self.last_success = other.last_success
+        if other.last_failure > self.last_failure:
+            self.last_failure = other.last_failure
 
     def __add__(self, other: Counters) -> Counters:
         total = self.copy()
@@ -65,16 +77,20 @@ class Counters:
         return sum(self.failed.values())
 
     def copy(self) -> Counters:
-        return Counters(
-            **{f.name: getattr(self, f.name) for f in fields(self)} | {"failed": dict(self.failed)}
-        )
+        total = Counters()
+        total.add(self)
+        return total
 
     def __bool__(self) -> bool:
         return any(getattr(self, name) for name in _SUMMED) or bool(self.failed)
 
     def to_json(self) -> dict[str, Any]:
         """Compact: only what is set."""
-        raw: dict[str, Any] = {name: getattr(self, name) for name in _NAMES if getattr(self, name)}
+        raw: dict[str, Any] = {}
+        for name in _NAMES:
+            value = getattr(self, name)
+            if value:
+                raw[name] = value
         if self.failed:
             raw["failed"] = dict(self.failed)
         return raw

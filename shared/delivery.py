@@ -49,7 +49,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from itertools import chain
+from itertools import accumulate, chain
 from operator import itemgetter
 from typing import Protocol
 
@@ -111,6 +111,39 @@ def merged(runs: Iterable[Sequence[Line]]) -> list[Line]:
 def encode(lines: Sequence[Line]) -> bytes:
     """The bytes that append these lines: each line and its newline, in one copy."""
     return b"\n".join([*map(_DATA, lines), b""])
+
+
+class Payloads:
+    """Payloads by the list of lines they encode, and their pieces when one is over a request's limit:
+    the files of exports that take the same lines (every export of a project that selects the same
+    names) get the same bytes, encoded and cut once. Used from write threads at once; at worst two
+    threads encode the same list twice."""
+
+    def __init__(self) -> None:
+        self._payloads: dict[int, tuple[Sequence[Line], bytes]] = {}
+        self._pieces: dict[tuple[int, int], tuple[Sequence[Line], list[tuple[bytes, int]]]] = {}
+
+    def __call__(self, lines: Sequence[Line]) -> bytes:
+        known = self._payloads.get(id(lines))
+        if known is not None and known[0] is lines:
+            return known[1]
+        payload = encode(lines)
+        self._payloads[id(lines)] = (lines, payload)  # keeps `lines` alive: its id stays its own
+        return payload
+
+    def size(self, lines: Sequence[Line]) -> int | None:
+        """The payload's length, when it was encoded."""
+        known = self._payloads.get(id(lines))
+        return len(known[1]) if known is not None and known[0] is lines else None
+
+    def pieces(self, lines: Sequence[Line], limit: int) -> list[tuple[bytes, int]]:
+        """The payload in runs of whole lines of at most `limit` bytes, with their last sequences."""
+        known = self._pieces.get((id(lines), limit))
+        if known is not None and known[0] is lines:
+            return known[1]
+        pieces = list(_chunks(self(lines), lines, limit))
+        self._pieces[(id(lines), limit)] = (lines, pieces)
+        return pieces
 
 
 class PositionConflict(Exception):
@@ -176,7 +209,7 @@ def deliver(
     *,
     owner: str = "",
     authority: Callable[[], Record] = lambda: None,
-    encoded: Callable[[Sequence[Line]], bytes] = encode,
+    encoded: Payloads | None = None,
     progress: Progress | None = None,
     same: Same | None = None,
 ) -> FileState | Forgotten:
@@ -192,6 +225,7 @@ def deliver(
     byte equality otherwise.
     """
     progress = progress if progress is not None else Progress()
+    encoded = encoded if encoded is not None else Payloads()
     progress.state = known
     if known is not None:
         state, pending = known, lines_after(lines, known)
@@ -210,9 +244,9 @@ def deliver(
             payload = encoded(pending)
             if len(payload) <= sink.max_append:  # nearly always: one request
                 return FileState(sink.append(path, payload, state.length), pending[-1][0])
-            for chunk in _chunks(pending, sink.max_append):
-                length = sink.append(path, encode(chunk), state.length)
-                state = FileState(length, chunk[-1][0])
+            for chunk, last in encoded.pieces(pending, sink.max_append):
+                length = sink.append(path, chunk, state.length)
+                state = FileState(length, last)
                 progress.state = state
             return state
         except FileGone:
@@ -317,12 +351,12 @@ def match_in_order(region: bytes, lines: Sequence[Line], same: Same | None = Non
     return found
 
 
-def _chunks(lines: Sequence[Line], limit: int) -> Iterator[Sequence[Line]]:
-    """Runs of whole lines, each encoding to at most `limit` bytes (a single longer line goes alone)."""
-    start, size = 0, 0
-    for index, (_, data) in enumerate(lines):
-        if size and size + len(data) + 1 > limit:
-            yield lines[start:index]
-            start, size = index, 0
-        size += len(data) + 1
-    yield lines[start:]
+def _chunks(payload: bytes, lines: Sequence[Line], limit: int) -> Iterator[tuple[bytes, int]]:
+    """The payload in runs of whole lines of at most `limit` bytes (a single longer line goes alone),
+    each with its last line's sequence number. Cut in the encoded bytes, where the lines end."""
+    ends = list(accumulate(len(data) + 1 for _, data in lines))
+    start = first = 0
+    while first < len(lines):
+        last = max(first, bisect_right(ends, start + limit) - 1)
+        yield payload[start : ends[last]], lines[last][0]
+        start, first = ends[last], last + 1

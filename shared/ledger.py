@@ -101,8 +101,11 @@ class FileRecord:
         return FileRecord(later.state, bucket_end, later.hold, later.since, later.of or self.of, later.at)
 
 
+_RANK = {Hold.LIVE: 0, Hold.HELD: 1, Hold.CATCHING: 1, Hold.CLOSED: 2}
+
+
 def _order(record: FileRecord) -> tuple[int, int, int, float]:
-    rank = {Hold.LIVE: 0, Hold.HELD: 1, Hold.CATCHING: 1, Hold.CLOSED: 2}[record.hold]
+    rank = _RANK[record.hold]
     return (record.state.length, record.state.last_sequence, rank, record.since if rank == 1 else 0.0)
 
 
@@ -397,7 +400,7 @@ def _transactions(
     chars = 0
     for key, entry in changed.items():
         entity = to_entity(partition_key, *key, entry)
-        size = sum(len(str(value)) for value in entity.values())
+        size = sum(len(value) if isinstance(value, str) else 24 for value in entity.values())
         if chunk and (len(chunk) == _TRANSACTION_ENTITIES or chars + size > _TRANSACTION_CHARS):
             yield chunk
             chunk, chars = [], 0

@@ -418,6 +418,12 @@ def _prefix(tokens: tuple[str, ...]) -> re.Pattern[bytes] | None:
     return re.compile(pattern)
 
 
+def comparison(option: LocationOption | None) -> Callable[[bytes, bytes], bool] | None:
+    """How delivery knows a line of an export's in its files: byte equality (None) unless the export
+    is enriched, whose lines a second delivery may write differently (`same_signal`)."""
+    return same_signal(option) if option is not None else None
+
+
 def same_signal(option: LocationOption) -> Callable[[bytes, bytes], bool]:
     """Whether two lines are the same signal, enriched alike or by two versions of the database: a
     second delivery after the database was replaced may write a signal's location differently, and

@@ -39,14 +39,14 @@ from shared.delivery import (
     FileState,
     Forgotten,
     Line,
+    Payloads,
     Progress,
     Record,
-    Same,
     deliver,
-    encode,
     lines_after,
     merged,
 )
+from shared.destinations import write_with_retry
 from shared.fanout import Fanout
 from shared.layout import FileTarget, file_for
 from shared.ledger import (
@@ -59,11 +59,10 @@ from shared.ledger import (
     LedgerEntry,
     PartitionLedger,
 )
-from shared.location import Enrichments, Locator, same_signal
+from shared.location import Enrichments, Locator, comparison
 from shared.model import Destination, Export, ExportStatus
 from shared.outcomes import WriteFailure, is_storage_error
 from shared.signals import Group, IncomingEvent, Rejection, RejectReason, SignalReader
-from shared.sinks import write_with_retry
 
 log = logging.getLogger("signals_export.pipeline")
 
@@ -141,27 +140,6 @@ class _Plan:
 
 
 _PLANS_KEPT = 4096
-
-
-class _Encoded:
-    """Payloads of one batch by the list of lines they encode: the files of exports that take the same
-    lines (every export of a project that selects the same names) get the same bytes, encoded once.
-    Used from the write threads at once; at worst two threads encode the same list twice."""
-
-    def __init__(self) -> None:
-        self._payloads: dict[int, tuple[Sequence[Line], bytes]] = {}
-
-    def __call__(self, lines: Sequence[Line]) -> bytes:
-        known = self._payloads.get(id(lines))
-        if known is not None and known[0] is lines:
-            return known[1]
-        payload = encode(lines)
-        self._payloads[id(lines)] = (lines, payload)  # keeps `lines` alive: its id stays its own
-        return payload
-
-    def size(self, lines: Sequence[Line]) -> int | None:
-        known = self._payloads.get(id(lines))
-        return len(known[1]) if known is not None and known[0] is lines else None
 
 
 @dataclass
@@ -305,7 +283,7 @@ class Exporter:
                     held.append((work, record))  # the replay took the backlog over meanwhile
                 else:
                     live.append((work, record))  # a catch-up, or no longer held
-        encoded = _Encoded()
+        encoded = Payloads()
         outcomes = self._writers.run(
             [
                 partial(self._write_live, work, record, authority, encoded, batch.partition)
@@ -438,7 +416,7 @@ class Exporter:
         work: _Work,
         record: FileRecord | None,
         authority: _Authority,
-        encoded: _Encoded,
+        encoded: Payloads,
         partition: str,
     ) -> _Outcome:
         export, file = work.export, work.file
@@ -459,7 +437,7 @@ class Exporter:
                     authority=authority.of(export.key, file.key, file.ends),
                     encoded=encoded,
                     progress=progress,
-                    same=_same(export),
+                    same=comparison(export.location),
                 ),
                 deadline=self._write_deadline,
             )
@@ -490,7 +468,7 @@ class Exporter:
         work: _Work,
         record: FileRecord | None,
         outcome: _Outcome,
-        encoded: _Encoded,
+        encoded: Payloads,
         updates: dict[ExportKey, ExportUpdate],
         report: BatchReport,
         now: float,
@@ -498,49 +476,29 @@ class Exporter:
         """Record a live write's outcome; return the failure when the file must be held."""
         if outcome is FORGOTTEN:
             return None
-        export_key = work.export.key
-        attempts = updates[export_key].attempts
-        seen = report.exports[export_key]
+        update, seen = updates[work.export.key], report.exports[work.export.key]
         if isinstance(outcome, _Written):
-            counted: Sequence[Line] = work.lines
-            if outcome.held_through is not None:
-                counted = lines_after(work.lines, FileState(0, outcome.held_through))
-            updates[export_key].files[work.file.key] = FileUpdate(
-                FileRecord(outcome.state, work.file.ends, Hold.LIVE, now),
-                counted,
-                payload_bytes=encoded.size(counted),
-            )
-            for counters in (attempts, seen):
-                counters.writes_ok += 1
-                counters.last_success = int(now)
-            fresh = lines_after(counted, record.state if record is not None else None)
-            seen.exported += len(fresh)
-            seen.exported_bytes += encoded.size(fresh) or sum(len(data) + 1 for _, data in fresh)
+            file_update = written(work.lines, outcome.state, outcome.held_through, work.file.ends, now)
+            file_update.payload_bytes = encoded.size(file_update.lines)
+            update.files[work.file.key] = file_update
+            tally = tally_written(file_update.lines, record.state if record is not None else None, now)
+            if tally.exported and not tally.exported_bytes:  # every line fresh: the payload's length
+                size = encoded.size(file_update.lines)
+                tally.exported_bytes = (
+                    size if size is not None else sum(len(d) + 1 for _, d in file_update.lines)
+                )
+            update.attempts.add(tally, signals=False)
+            seen.add(tally)
             return None
         assert isinstance(outcome, _Failed)
-        signals = len(work.lines)
+        tally = tally_failed(len(work.lines), outcome.failure, now)
+        update.attempts.add(tally)
+        seen.add(tally)
         if outcome.failure is not None:
-            for counters in (attempts, seen):
-                counters.writes_failed += 1
-                counters.failed[outcome.failure.cause.value] = (
-                    counters.failed.get(outcome.failure.cause.value, 0) + signals
-                )
-                counters.last_failure = int(now)
-                counters.last_error = outcome.failure.code
             _log_failure(work, outcome.failure)
         else:
-            attempts.faults += signals
-            seen.faults += signals
             report.faults += 1
-            log.error(
-                "fault in the export path; the file's signals are kept in the backlog",
-                exc_info=outcome.fault,
-                extra={
-                    "project_id": work.export.project_id,
-                    "export_id": work.export.export_id,
-                    "signals": signals,
-                },
-            )
+            _log_fault(work, outcome.fault)
         if outcome.at is None and record is not None:
             outcome.at = record.state
         return outcome
@@ -586,7 +544,7 @@ class Exporter:
             known,
             owner=export.owner(partition),
             authority=authority.of(export.key, backlog.ledger_key, file.ends),
-            same=_same(export),
+            same=comparison(export.location),
         )
         if kept is FORGOTTEN:
             return
@@ -594,6 +552,48 @@ class Exporter:
             FileRecord(kept, file.ends, of=file.key, at=state.length), lines, backlog=True
         )
         report.exports[export.key].backlogged += len(lines_after(lines, known))
+
+
+def written(
+    lines: Sequence[Line], state: FileState, held_through: int | None, bucket_end: float, now: float
+) -> FileUpdate:
+    """A successful write's record for the ledger, with the lines it counts. Pure. A catch-up's
+    backlog was counted as backlogged when it was kept: only the batch's own signals after it count."""
+    counted = lines if held_through is None else lines_after(lines, FileState(0, held_through))
+    return FileUpdate(FileRecord(state, bucket_end, Hold.LIVE, now), counted)
+
+
+def tally_written(lines: Sequence[Line], before: FileState | None, now: float) -> Counters:
+    """What a successful write adds to the batch's report (the ledger counts from its records). Pure.
+    Signals the file's record already held (a redelivery) are not counted again."""
+    fresh = lines_after(lines, before)
+    exported_bytes = sum(len(data) + 1 for _, data in fresh) if fresh is not lines else 0
+    return Counters(exported=len(fresh), exported_bytes=exported_bytes, writes_ok=1, last_success=int(now))
+
+
+def tally_failed(signals: int, failure: WriteFailure | None, now: float) -> Counters:
+    """What a failed write adds: the customer's cause, or (no failure) a fault of the service's own,
+    never counted as the customer's. Pure."""
+    if failure is None:
+        return Counters(faults=signals)
+    return Counters(
+        writes_failed=1,
+        failed={failure.cause.value: signals},
+        last_failure=int(now),
+        last_error=failure.code,
+    )
+
+
+def _log_fault(work: _Work, fault: BaseException | None) -> None:
+    log.error(
+        "fault in the export path; the file's signals are kept in the backlog",
+        exc_info=fault,
+        extra={
+            "project_id": work.export.project_id,
+            "export_id": work.export.export_id,
+            "signals": len(work.lines),
+        },
+    )
 
 
 def _log_failure(work: _Work, failure: WriteFailure) -> None:
@@ -607,12 +607,6 @@ def _log_failure(work: _Work, failure: WriteFailure) -> None:
             "signals": len(work.lines),
         },
     )
-
-
-def _same(export: Export) -> Same | None:
-    """How delivery knows a line of this export's in its files: a location may be written differently
-    on a second delivery, if the database was replaced in between (shared.location.same_signal)."""
-    return same_signal(export.location) if export.location is not None else None
 
 
 def _by_export(pairs: Iterable[tuple[ExportKey, str]]) -> dict[ExportKey, list[str]]:

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import orjson
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import ContainerClient
+from azure.storage.blob import BlobProperties, ContainerClient
 from azure.storage.queue import QueueClient
 
 from shared import messages
@@ -44,6 +44,7 @@ from shared.delivery import (
     lines_after,
     match_in_order,
 )
+from shared.destinations import DestinationClients
 from shared.layout import REPLAY_TAG, destination_id, replay_file
 from shared.ledger import (
     FileRecord,
@@ -56,10 +57,9 @@ from shared.ledger import (
     settle,
     turn_for_replay,
 )
-from shared.location import same_signal
+from shared.location import comparison
 from shared.model import AdlsDestination, Export, ExportStatus, ReplayPlacement
 from shared.outcomes import WriteFailure, classify
-from shared.sinks import DestinationClients
 
 log = logging.getLogger("signals_export.replay")
 
@@ -295,7 +295,7 @@ class Replayer:
                 record.state,
                 owner=export.owner(file.partition),
                 authority=authority,
-                same=same_signal(export.location) if export.location is not None else None,
+                same=comparison(export.location),
             )
         except Exception:
             again = replace(record, hold=Hold.HELD, since=self._clock())
@@ -330,47 +330,26 @@ class Replayer:
         ]
         if not blobs:
             return True
-        sink = self._destinations.sink(export.destination)
-        held: dict[int, bytes] = {}  # every held signal of the live file, once
-        done: set[int] = set()  # replayed by an earlier pass
-        pending: dict[int, bytes] = {}
-        ends: dict[str, int] = {}
-        starts: list[tuple[int, int]] = []
-        for blob, place in blobs:
-            raw = bytes(self._backlog.get_blob_client(blob.name).download_blob().readall())
-            complete = raw[: raw.rfind(b"\n") + 1]
-            start = int((blob.metadata or {}).get(REPLAYED, 0))
-            ends[blob.name] = len(complete)
-            starts.append((place.position, start))
-            offset = 0
-            for sequence, data in _lines(complete):
-                held.setdefault(sequence, data)
-                if offset < start:
-                    done.add(sequence)
-                else:
-                    pending.setdefault(sequence, data)
-                offset += len(sequence_line(sequence, data))
+        held = read_held(
+            (blob.name, place.position, self._download(blob.name), blob.metadata or {})
+            for blob, place in blobs
+        )
         anchors = [place.held for _, place in blobs]
         if record is not None:
             anchors.append(record.state)  # the ledger's word, when it still has the file
-        here = file.destination_id == destination_id(export.destination)  # else: held for another
-
-        def read(start: int, end: int) -> bytes:
-            return _read(sink, file.path, start, end) if here else b""
-
-        same = same_signal(export.location) if export.location is not None else None
-        landed = held_landed(held, anchors, read, same)
-        keep = [
-            (sequence, pending[sequence]) for sequence in sorted(pending) if sequence not in landed | done
-        ]
-        outcome.skipped += sum(1 for sequence in pending if sequence in landed)
+        landed = held_landed(
+            held.signals, anchors, self._live_reader(export, file), comparison(export.location)
+        )
+        keep = held.to_replay(landed)
+        outcome.skipped += held.landed_pending(landed)
+        ends = held.ends
         if keep:
             at = (
                 None
                 if export.replay_placement is ReplayPlacement.ORIGINAL
                 else datetime.fromtimestamp(item.at, UTC)
             )
-            path = replay_file(export, file.path, file.partition, at, _tag(file, sorted(starts)))
+            path = replay_file(export, file.path, file.partition, at, _tag(file, sorted(held.starts)))
             covered = self._create(export, path, encode(keep), ends)
             if covered != ends:
                 ends = covered  # an earlier delivery wrote this file: carry on from where it ended
@@ -378,8 +357,24 @@ class Replayer:
                 outcome.files += 1
                 outcome.signals += len(keep)
             outcome.folder = path.rpartition("/")[0]
+        return self._mark_replayed([blob for blob, _ in blobs], ends)
+
+    def _download(self, name: str) -> bytes:
+        return bytes(self._backlog.get_blob_client(name).download_blob().readall())
+
+    def _live_reader(self, export: Export, file: HeldFile) -> Callable[[int, int], bytes]:
+        """Reads the live file the signals were held from; nothing when it was another destination's
+        (the export's destination changed since)."""
+        if file.destination_id != destination_id(export.destination):
+            return lambda start, end: b""
+        sink = self._destinations.sink(export.destination)
+        return lambda start, end: _read(sink, file.path, start, end)
+
+    def _mark_replayed(self, blobs: Sequence[BlobProperties], ends: Mapping[str, int]) -> bool:
+        """Delete the backlog files replayed to their end, mark how far the others were; True when
+        every one was deleted. Conditional on the etag listed: signals added meanwhile stay."""
         finished = True
-        for blob, _ in blobs:
+        for blob in blobs:
             end = ends.get(blob.name, 0)
             client = self._backlog.get_blob_client(blob.name)
             try:
@@ -426,6 +421,49 @@ class Replayer:
 
 
 COVERS = "backlogends"  # replay file metadata: how far into each backlog file it covers (Base64 JSON)
+
+
+@dataclass
+class Held:
+    """What a live file's backlog files hold, read together: every held signal once, by sequence
+    number, and what an earlier pass already replayed."""
+
+    signals: dict[int, bytes]  # every held signal of the live file, once
+    done: set[int]  # replayed by an earlier pass
+    pending: dict[int, bytes]  # not replayed yet
+    ends: dict[str, int]  # per backlog blob: the length of its complete lines
+    starts: list[tuple[int, int]]  # per backlog blob: (position held at, offset replayed from)
+
+    def to_replay(self, landed: set[int]) -> list[Line]:
+        """The signals this pass writes, in sequence order: pending, not landed, not replayed."""
+        return [
+            (sequence, self.pending[sequence])
+            for sequence in sorted(self.pending)
+            if sequence not in landed and sequence not in self.done
+        ]
+
+    def landed_pending(self, landed: set[int]) -> int:
+        return sum(1 for sequence in self.pending if sequence in landed)
+
+
+def read_held(blobs: Iterable[tuple[str, int, bytes, Mapping[str, str]]]) -> Held:
+    """Join a live file's backlog files (each: name, position held at, content, metadata). A torn
+    last line (a crash while appending) is left for the next pass."""
+    held = Held({}, set(), {}, {}, [])
+    for name, position, raw, metadata in blobs:
+        complete = raw[: raw.rfind(b"\n") + 1]
+        start = int(metadata.get(REPLAYED, 0))
+        held.ends[name] = len(complete)
+        held.starts.append((position, start))
+        offset = 0
+        for sequence, data in _lines(complete):
+            held.signals.setdefault(sequence, data)
+            if offset < start:
+                held.done.add(sequence)
+            else:
+                held.pending.setdefault(sequence, data)
+            offset += len(sequence_line(sequence, data))
+    return held
 
 
 def _covers(metadata: Mapping[str, str], default: dict[str, int]) -> dict[str, int]:

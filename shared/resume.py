@@ -10,13 +10,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from shared.destinations import DestinationClients
 from shared.exports import Exports
 from shared.health.records import HealthRecords
 from shared.health.rules import hints
 from shared.model import Export, ExportStatus
 from shared.outcomes import WriteFailure
 from shared.replay import ReplayQueue
-from shared.sinks import DestinationClients
 
 
 class ResumeRefused(Exception):

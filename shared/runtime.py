@@ -25,6 +25,7 @@ from shared.api import create_api
 from shared.api.operations import ApiServices
 from shared.cleanup import ExportCleanup
 from shared.deadletter import DeadLetters
+from shared.destinations import AppendBlobSink, DestinationClients
 from shared.environment import SettingsError
 from shared.exports import ExportRegistry, Exports
 from shared.fanout import Fanout
@@ -39,7 +40,6 @@ from shared.replay import Replayer, ReplayQueue
 from shared.resume import Resumer
 from shared.secrets import KeyBox
 from shared.settings import Settings
-from shared.sinks import AppendBlobSink, DestinationClients
 from shared.storage import ServiceStorage
 
 if TYPE_CHECKING:

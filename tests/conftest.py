@@ -12,9 +12,9 @@ import pytest
 from hypothesis import settings
 
 from devstack.azurite import ACCOUNT, KEY, Azurite
+from shared.destinations import set_testing
 from shared.runtime import Runtime, use_runtime
 from shared.settings import Settings
-from shared.sinks import set_testing
 
 # Customers' storage accounts, separate from the service's own (devstoreaccount1).
 BLOB_CUSTOMER = "customerblob"

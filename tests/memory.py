@@ -2,7 +2,7 @@
 etags. The integration tests run the same code on Azurite and the ADLS Gen2 emulator; these exist so
 that property tests can run thousands of interleavings in seconds.
 
-Each behaviour they imitate is the one the real store has, as shared.sinks and shared.ledger rely on
+Each behaviour they imitate is the one the real store has, as shared.destinations and shared.ledger rely on
 it: appends are positioned and atomic per request; a create is create-if-absent with the owner mark
 in the same request; an entity-group transaction is all-or-nothing and conditional on each etag.
 """

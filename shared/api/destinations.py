@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from shared.api.errors import ApiError
+from shared.destinations import DestinationClients
 from shared.health.rules import explanation, hints
 from shared.model import Destination
 from shared.outcomes import Cause, WriteFailure
-from shared.sinks import DestinationClients
 
 _CODES = {
     Cause.AUTHENTICATION: "DestinationAuthenticationFailed",

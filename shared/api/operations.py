@@ -30,11 +30,11 @@ from shared.api.merge_patch import merge_patch
 from shared.api.models import ExportDefinition
 from shared.api.policy import check_storage_uri, check_webhook
 from shared.cleanup import ExportCleanup
+from shared.destinations import DestinationClients
 from shared.exports import ExportNotFound, ExportRecord, Exports, ExportUnreadable, StaleExport
 from shared.health.view import HealthView
 from shared.model import Destination, Export, ExportStatus, Secret
 from shared.resume import Resumer, ResumeRefused
-from shared.sinks import DestinationClients
 
 log = logging.getLogger("signals_export.api")
 

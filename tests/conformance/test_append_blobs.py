@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from shared.destinations import MAX_APPEND_BLOCK, _blocks
 from shared.layout import file_for
 from shared.model import BlobDestination, Export, Secret
-from shared.sinks import MAX_APPEND_BLOCK, _blocks
 from tests.conformance import sources
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from devstack.adls_emulator import Fault
+from shared.destinations import PROBE_FILE, DestinationClients
 from shared.model import Destination
-from shared.sinks import PROBE_FILE, DestinationClients
 from tests.conftest import LAKE_CUSTOMER
 from tests.integration.conftest import Customer
 
