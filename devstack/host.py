@@ -39,6 +39,7 @@ from typing import Any
 
 from devstack import timespan
 from devstack.azurite import ACCOUNT, KEY, Azurite, AzuriteMissing
+from devstack.devroutes import dev_app, dispatcher
 from devstack.errors import DevstackError, NodeMissing, PortInUse
 from devstack.events import HubContext
 from devstack.functions import EVENT_HUB, QUEUE, TIMER, Registered, one_of_kind, registered_functions, resolve
@@ -592,7 +593,6 @@ class LocalHost:
     def _start_http(self) -> None:
         import uvicorn
 
-        from devstack.devroutes import dev_app, dispatcher
         from shared.api import create_api
         from shared.api.config import ApiSettings
 

@@ -26,12 +26,41 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from .access import Assignment
+from .auth import AccountRegistry
+from .faults import Fault, FaultRegistry, RequestRecord
 from .protocol import Response
 
-if TYPE_CHECKING:
-    from .emulator import AdlsEmulator
+
+class Controlled(Protocol):
+    """What the control endpoints change: accounts and their identities, faults, the request log
+    (the public API of :class:`.emulator.AdlsEmulator`)."""
+
+    accounts: AccountRegistry
+    faults: FaultRegistry
+
+    @property
+    def requests(self) -> list[RequestRecord]: ...
+    def reset_requests(self) -> None: ...
+    def add_fault(self, fault: Fault) -> int: ...
+    def remove_fault(self, fault_id: int) -> bool: ...
+    def clear_faults(self) -> None: ...
+    def set_account_key(self, account: str, key: str) -> None: ...
+    def add_account(self, account: str, key: str) -> None: ...
+    def remove_account(self, account: str) -> None: ...
+    def set_identity(
+        self, account: str, *, tenant: str | None = None, allow_shared_key_access: bool | None = None
+    ) -> None: ...
+    def assign_role(
+        self, account: str, principal: str, role: str, filesystem: str | None = None
+    ) -> Assignment: ...
+    def remove_role(
+        self, account: str, principal: str, role: str | None = None, filesystem: str | None = None
+    ) -> int: ...
+    def revoke_user_delegation_keys(self, account: str) -> None: ...
+    def identity(self, account: str) -> dict[str, Any]: ...
 
 
 def _json(status: int, payload: Any) -> Response:
@@ -49,7 +78,7 @@ def _body(body: bytes) -> Any:
         raise ValueError(f"request body is not JSON: {exc}") from None
 
 
-def handle(app: AdlsEmulator, method: str, raw_path: str, body: bytes) -> Response:
+def handle(app: Controlled, method: str, raw_path: str, body: bytes) -> Response:
     parts = [p for p in raw_path.split("/") if p][1:]
     try:
         if parts == ["health"] and method in ("GET", "HEAD"):
@@ -64,8 +93,6 @@ def handle(app: AdlsEmulator, method: str, raw_path: str, body: bytes) -> Respon
             if len(parts) == 1 and method == "GET":
                 return _json(200, {str(i): f.to_json() for i, f in app.faults.snapshot().items()})
             if len(parts) == 1 and method == "POST":
-                from .faults import Fault
-
                 data = _body(body)
                 if not isinstance(data, dict):
                     raise ValueError("fault must be a JSON object")
@@ -106,7 +133,7 @@ def _optional_str(data: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def _identity(app: AdlsEmulator, method: str, account: str, what: str, body: bytes) -> Response:
+def _identity(app: Controlled, method: str, account: str, what: str, body: bytes) -> Response:
     """The account's Entra tenant, shared-key switch and role assignments."""
     if account not in app.accounts.names():
         return _json(404, {"error": f"no account {account}"})
