@@ -138,7 +138,7 @@ async def _run_timer(host: DevHost, name: str) -> Any:
         await run_in_threadpool(host.run_timer_now)
     except DevstackError as error:
         raise HTTPException(503, str(error)) from None
-    except Exception as error:  # the function's own failure, reported to the caller
+    except Exception as error:  # noqa: BLE001 - the function's own failure, reported to the caller
         return JSONResponse(
             {"function": name, "ran": True, "error": f"{type(error).__name__}: {error}"}, status_code=500
         )

@@ -695,7 +695,7 @@ class LocalHost:
         if self.queue is not None and self.runtime is not None:
             try:
                 waiting = self.runtime.replay_queue.get_queue_properties().approximate_message_count
-            except Exception:
+            except Exception:  # noqa: BLE001 - shown only: unknown while the queue does not answer
                 waiting = None
             queue = {
                 "name": REPLAY_QUEUE,

@@ -72,7 +72,7 @@ def _execute(emulator: Emulated, req: Request, request_id: str, secure: bool) ->
         return blob.handle(emulator.store, req, req.header("host") or "127.0.0.1")
     except StorageError as err:
         return render_error(for_blob(err) if req.api == "blob" else err, req.api, request_id)
-    except Exception:  # a bug in the emulator: answer like the service's 500, keep serving
+    except Exception:  # noqa: BLE001 - a bug in the emulator: answer as the service's 500, keep serving
         traceback.print_exc(file=sys.stderr)
         internal = StorageError(
             500, "InternalError", "Server encountered an internal error. Please retry the request."
