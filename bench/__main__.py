@@ -3,16 +3,15 @@ write results.json and throughput.png (default folder: bench/results, git-ignore
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 
 from bench import coldstart, cpu, endtoend, memory, replay_drain, report, requests_per_batch
@@ -71,39 +70,47 @@ def run(scale: Scale, sections: tuple[str, ...], log: Callable[[str], None]) -> 
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a few seconds: every figure, small and once")
-    parser.add_argument(
-        "--only",
-        default=",".join(SECTIONS),
-        help=f"comma-separated sections (default all: {','.join(SECTIONS)})",
-    )
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where results.json and throughput.png go")
-    args = parser.parse_args(argv)
-    sections = tuple(s.strip() for s in args.only.split(",") if s.strip())
-    unknown = set(sections) - set(SECTIONS)
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode="markdown")
+
+
+def _sections(value: str) -> str:
+    """`--only` names known sections."""
+    unknown = {s.strip() for s in value.split(",") if s.strip()} - set(SECTIONS)
     if unknown:
-        parser.error(f"unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS)}")
+        raise typer.BadParameter(f"unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS)}")
+    return value
+
+
+@app.command(help=__doc__)
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A few seconds: every figure, small and once.")
+    ] = False,
+    only: Annotated[
+        str,
+        typer.Option(
+            callback=_sections, help=f"Comma-separated sections (default all: {','.join(SECTIONS)})."
+        ),
+    ] = ",".join(SECTIONS),
+    out: Annotated[Path, typer.Option(help="Where results.json and throughput.png go.")] = RESULTS,
+) -> None:
+    sections = tuple(s.strip() for s in only.split(",") if s.strip())
     console = Console(width=max(150, Console().width), record=True)
 
     def log(message: str) -> None:
         console.print(message, highlight=False, markup=False)
 
-    scale = Scale.small() if args.quick else Scale.full()
+    scale = Scale.small() if quick else Scale.full()
     results = run(scale, sections, log)
     console.export_text(clear=True)  # table.txt holds the tables, not the progress lines
     console.print()
     report.print_tables(results, console)
-    report.write_json(results, args.out / "results.json")
+    report.write_json(results, out / "results.json")
     if "cpu" in results["sections"]:
-        report.plot(results["sections"]["cpu"], args.out / "throughput.png")
-    (args.out / "table.txt").write_text(console.export_text())
-    console.print(
-        f"wrote {args.out / 'results.json'}, {args.out / 'throughput.png'}, {args.out / 'table.txt'}"
-    )
-    return 0
+        report.plot(results["sections"]["cpu"], out / "throughput.png")
+    (out / "table.txt").write_text(console.export_text())
+    console.print(f"wrote {out / 'results.json'}, {out / 'throughput.png'}, {out / 'table.txt'}")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    app(prog_name="python -m bench")

@@ -164,7 +164,7 @@ class Pipeline:
                 self.batches += 1
                 self.failures += sum(t.writes_failed for t in report.exports.values())
                 self._busy = False
-        except BaseException as error:  # reported by drain()
+        except BaseException as error:  # noqa: BLE001 - any failure of the worker is reported by drain()
             self.error = error
             self._busy = False
 
@@ -216,7 +216,7 @@ class Poller:
         while not self._stop.wait(POLL_SECONDS):
             try:
                 self.poll()
-            except Exception as error:  # a poll that fails is retried at the next tick
+            except Exception as error:  # noqa: BLE001 - a poll that fails is retried at the next tick
                 self.errors.append(repr(error))
 
     def stop(self) -> None:

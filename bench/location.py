@@ -22,7 +22,6 @@ database is one the benchmark writes (mmdb-writer) with invented places.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import math
 import tempfile
@@ -31,8 +30,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
@@ -239,13 +239,26 @@ def _size_tag(size: int) -> str:
     return f"{size // 1024}K" if size >= 1024 else f"{size}B"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.location", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small batches, once: seconds")
-    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {','.join(CASES)}")
-    args = parser.parse_args()
-    measure(Scale.small() if args.quick else Scale.full(), cases=tuple(args.cases.split(",")))
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode="markdown")
+
+
+def _cases(value: str) -> str:
+    """`--cases` names known cases."""
+    unknown = set(value.split(",")) - set(CASES)
+    if unknown:
+        raise typer.BadParameter(f"unknown cases {sorted(unknown)}; known: {', '.join(CASES)}")
+    return value
+
+
+@app.command(help=__doc__)
+def location(
+    quick: Annotated[bool, typer.Option("--quick", help="Small batches, once: seconds.")] = False,
+    cases: Annotated[
+        str, typer.Option(callback=_cases, help=f"Comma-separated, of {','.join(CASES)}.")
+    ] = ",".join(CASES),
+) -> None:
+    measure(Scale.small() if quick else Scale.full(), cases=tuple(cases.split(",")))
 
 
 if __name__ == "__main__":
-    main()
+    app(prog_name="python -m bench.location")

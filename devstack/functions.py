@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from devstack import timespan
 
 EVENT_HUB = "eventHubTrigger"
 TIMER = "timerTrigger"
@@ -34,9 +36,9 @@ class RetryPolicy:
         return cls(
             strategy=str(raw.get("strategy", "fixed_delay")),
             max_retry_count=int(raw.get("max_retry_count", 0)),
-            delay=_seconds(raw.get("delay_interval")),
-            minimum_interval=_seconds(raw.get("minimum_interval")),
-            maximum_interval=_seconds(raw.get("maximum_interval")),
+            delay=timespan.seconds(raw.get("delay_interval"), 0.0),
+            minimum_interval=timespan.seconds(raw.get("minimum_interval"), 0.0),
+            maximum_interval=timespan.seconds(raw.get("maximum_interval"), 0.0),
         )
 
     def delay_before(self, attempt: int) -> float | None:
@@ -46,14 +48,6 @@ class RetryPolicy:
         if self.strategy == "exponential_backoff":
             return float(min(self.maximum_interval, self.minimum_interval * 2 ** (attempt - 1)))
         return self.delay
-
-
-def _seconds(value: Any) -> float:
-    """A TimeSpan (`hh:mm:ss`) in seconds."""
-    if not value:
-        return 0.0
-    hours, minutes, seconds = str(value).split(":")
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
 @dataclass(frozen=True)
@@ -110,7 +104,7 @@ def one_of_kind(kind: str) -> Registered:
     return functions[0]
 
 
-def resolve(value: str, settings: dict[str, str]) -> str:
+def resolve(value: str, settings: Mapping[str, str]) -> str:
     """A binding value with `%SETTING%` references replaced, as the host does."""
     if value.startswith("%") and value.endswith("%") and len(value) > 2:
         name = value[1:-1]

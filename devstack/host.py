@@ -33,15 +33,18 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from devstack import timespan
 from devstack.azurite import ACCOUNT, KEY, Azurite, AzuriteMissing
+from devstack.devroutes import dev_app, dispatcher
 from devstack.errors import DevstackError, NodeMissing, PortInUse
 from devstack.events import HubContext
 from devstack.functions import EVENT_HUB, QUEUE, TIMER, Registered, one_of_kind, registered_functions, resolve
 from devstack.keyless import KEYLESS_BLOB_ACCOUNT, KeylessStorage
-from devstack.ncrontab import Schedule, ScheduleError
+from devstack.schedule import DEPLOYED_SKU, Schedule, ScheduleError, takes_timespans
 from devstack.sources import BatchPolicy, EventHubSource, LocalHub, LocalPump
 from devstack.triggers import QueuePoller, TimerTrigger
 from shared.settings import REPLAY_QUEUE
@@ -184,13 +187,6 @@ def host_json(path: Path = HOST_JSON) -> dict[str, Any]:
         return loaded
     except (OSError, ValueError):
         return {}
-
-
-def _timespan(value: Any, default: float) -> float:
-    if not value:
-        return default
-    hours, minutes, seconds = str(value).split(":")
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
 # -- settings ------------------------------------------------------------------------------------------
@@ -367,6 +363,22 @@ class LocalStorage:
             self.azurite = None
 
 
+def timer_trigger(settings: Mapping[str, str], data_dir: Path) -> TimerTrigger:
+    """The timer function on its schedule, read as the host of the app's plan reads it (`WEBSITE_SKU`,
+    else the plan the app is deployed on), with the schedule monitor's status file in `data_dir` unless
+    the function turns it off or the schedule fires more than once a minute (TimerSchedule.Create)."""
+    function = one_of_kind(TIMER)
+    expression = resolve(str(function.trigger.get("schedule", "")), settings)
+    sku = settings.get("WEBSITE_SKU") or DEPLOYED_SKU
+    try:
+        schedule = Schedule.parse(expression, timespans=takes_timespans(sku))
+    except ScheduleError as error:
+        raise DevstackError(f"The timer's schedule is not valid: {error}") from None
+    monitored = bool(function.trigger.get("useMonitor", True)) and not schedule.fires_often(datetime.now(UTC))
+    status_file = data_dir / "timers" / f"{function.name}.json" if monitored else None
+    return TimerTrigger(function.name, function.handler, schedule, status_file=status_file)
+
+
 # -- the host ------------------------------------------------------------------------------------------
 
 
@@ -513,15 +525,7 @@ class LocalHost:
         self.runtime = runtime
 
         # Triggers.
-        timer_fn = one_of_kind(TIMER)
-        expression = resolve(str(timer_fn.trigger.get("schedule", "")), self.settings | dict(os.environ))
-        try:
-            schedule = Schedule.parse(expression)
-        except ScheduleError as error:
-            raise DevstackError(f"The timer's schedule is not valid NCRONTAB: {error}") from None
-        monitored = bool(timer_fn.trigger.get("useMonitor", True))  # the schedule monitor's status file
-        status_file = self.data_dir / "timers" / f"{timer_fn.name}.json" if monitored else None
-        self.timer = TimerTrigger(timer_fn.name, timer_fn.handler, schedule, status_file=status_file)
+        self.timer = timer_trigger(self.settings | dict(os.environ), self.data_dir)
         functions = [f for f in registered_functions().values() if f.kind == QUEUE]
         self.queues = {str(f.trigger["queueName"]): self._queue_poller(f, runtime) for f in functions}
         self.queue = self.queues[REPLAY_QUEUE]
@@ -572,15 +576,15 @@ class LocalHost:
             poison=runtime.queue(f"{name}-poison"),
             handler=function.handler,
             max_dequeue_count=int(queues.get("maxDequeueCount", 5)),
-            retry_delay=_timespan(queues.get("visibilityTimeout"), 0.0),
+            retry_delay=timespan.seconds(queues.get("visibilityTimeout"), 0.0),
             batch_size=int(queues.get("batchSize", 16)),
             new_batch_threshold=None if threshold is None else int(threshold),
             encoding=str(queues.get("messageEncoding", "base64")).lower(),
-            function_timeout=_timespan(host_json().get("functionTimeout"), 1800.0),
+            function_timeout=timespan.seconds(host_json().get("functionTimeout"), 1800.0),
         )
         polling = self.options.queue_polling
         if polling is None:
-            polling = _timespan(queues.get("maxPollingInterval"), 60.0)  # QueuePollingIntervals
+            polling = timespan.seconds(queues.get("maxPollingInterval"), 60.0)  # QueuePollingIntervals
         return QueuePoller(runner, max_polling_interval=polling)
 
     def _call_event_hub_function(self, events: list[Any]) -> None:
@@ -589,7 +593,6 @@ class LocalHost:
     def _start_http(self) -> None:
         import uvicorn
 
-        from devstack.devroutes import dev_app, dispatcher
         from shared.api import create_api
         from shared.api.config import ApiSettings
 
@@ -692,7 +695,7 @@ class LocalHost:
         if self.queue is not None and self.runtime is not None:
             try:
                 waiting = self.runtime.replay_queue.get_queue_properties().approximate_message_count
-            except Exception:
+            except Exception:  # noqa: BLE001 - shown only: unknown while the queue does not answer
                 waiting = None
             queue = {
                 "name": REPLAY_QUEUE,

@@ -96,7 +96,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         )
         try:
             reply = self.server.handler(call)
-        except Exception:  # a bug in a stand-in: answer 500 and keep serving
+        except Exception:  # noqa: BLE001 - a bug in a stand-in: answer 500 and keep serving
             traceback.print_exc(file=sys.stderr)
             reply = Reply.json(500, {"error": "server_error", "error_description": "internal error"})
         self._reply(reply)

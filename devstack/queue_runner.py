@@ -254,7 +254,7 @@ class QueueRunner:
         if self.function_timeout is None:
             try:
                 self.handler(trigger)
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - any failure is the trigger's to retry or poison
                 return error
             return None
         outcome: list[BaseException | None] = []
@@ -263,7 +263,7 @@ class QueueRunner:
             try:
                 self.handler(trigger)
                 outcome.append(None)
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - any failure is the trigger's to retry or poison
                 outcome.append(error)
 
         worker = threading.Thread(target=call, name="queue-invocation", daemon=True)

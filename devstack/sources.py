@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from devstack import timespan
 from devstack.errors import DevstackError
 from devstack.events import HubContext, HubEvent, from_event_data, trigger_events
 from devstack.functions import RetryPolicy
@@ -62,11 +63,10 @@ class BatchPolicy:
             raw = json.loads(path.read_text())["extensions"]["eventHubs"]
         except (OSError, ValueError, KeyError):
             return cls()
-        wait = str(raw.get("maxWaitTime", "00:00:05")).split(":")
         return cls(
             max_batch_size=int(raw.get("maxEventBatchSize", cls.max_batch_size)),
             min_batch_size=int(raw.get("minEventBatchSize", cls.min_batch_size)),
-            max_wait=int(wait[0]) * 3600 + int(wait[1]) * 60 + float(wait[2]),
+            max_wait=timespan.seconds(raw.get("maxWaitTime"), cls.max_wait),
             prefetch=int(raw.get("prefetchCount", cls.prefetch)),
         )
 
@@ -414,7 +414,7 @@ def check_reachable(client: Any, what: str, timeout: float) -> list[str]:
     def ask() -> None:
         try:
             result["ids"] = list(client.get_partition_ids())
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - passed on: the caller names the hub it could not reach
             result["error"] = error
 
     thread = threading.Thread(target=ask, name="eventhub-check", daemon=True)

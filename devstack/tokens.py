@@ -11,7 +11,6 @@ pair of their own with `TokenIssuer.generate()`.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import json
@@ -21,10 +20,12 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jwt
+import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -147,24 +148,53 @@ class TokenIssuer:
         return {"AUTH_ISSUER": self.issuer, "AUTH_AUDIENCE": self.audience, "AUTH_JWKS": str(jwks_path)}
 
 
+class Role(StrEnum):
+    """The role a development token grants: on the projects given, or `admin` on every project."""
+
+    READER = "reader"
+    CONTRIBUTOR = "contributor"
+    OWNER = "owner"
+    ADMIN = "admin"
+
+
+PROG = "python -m devstack.tokens"
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+
+@app.command(help=__doc__.split("\n\n")[0])
+def token(
+    project: Annotated[list[str] | None, typer.Option(help="A project to grant (repeatable).")] = None,
+    role: Annotated[
+        Role, typer.Option(help="The role on the projects; admin: every project.")
+    ] = Role.CONTRIBUTOR,
+    subject: Annotated[str, typer.Option(help="Who the token names.")] = "dev-user",
+    minutes: Annotated[float, typer.Option(help="How long the token lasts.")] = 60.0,
+    settings: Annotated[
+        bool, typer.Option("--settings", help="Print the host's AUTH_* settings instead.")
+    ] = False,
+    key_file: Annotated[
+        Path, typer.Option(help="The key pair (made if missing), its JWKS beside it.")
+    ] = KEY_FILE,
+) -> None:
+    issuer = TokenIssuer.load_or_create(key_file)
+    if settings:
+        print(json.dumps(issuer.settings(key_file.with_name(JWKS_FILE.name)), indent=2))
+        return
+    if role != Role.ADMIN and not project:
+        raise typer.BadParameter("is required (or --role admin)", param_hint="'--project'")
+    print(issuer.mint(roles_for(project or [], role), subject=subject, lifetime=minutes * 60))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack.tokens", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--project", action="append", default=[], help="a project to grant (repeatable)")
-    parser.add_argument("--role", choices=[*ROLE_LEVELS, "admin"], default="contributor")
-    parser.add_argument("--subject", default="dev-user", help="who the token names")
-    parser.add_argument("--minutes", type=float, default=60.0, help="how long the token lasts")
-    parser.add_argument("--settings", action="store_true", help="print the host's AUTH_* settings instead")
-    parser.add_argument(
-        "--key-file", type=Path, default=KEY_FILE, help="the key pair (made if missing), JWKS beside it"
-    )
-    args = parser.parse_args(argv)
-    issuer = TokenIssuer.load_or_create(args.key_file)
-    if args.settings:
-        print(json.dumps(issuer.settings(args.key_file.with_name(JWKS_FILE.name)), indent=2))
-        return 0
-    if args.role != "admin" and not args.project:
-        parser.error("--project is required (or --role admin)")
-    print(issuer.mint(roles_for(args.project, args.role), subject=args.subject, lifetime=args.minutes * 60))
+    """`python -m devstack.tokens` on `argv` (default: the process's arguments); its exit status."""
+    try:
+        app(args=None if argv is None else list(argv), prog_name=PROG)
+    except SystemExit as finished:
+        return finished.code if isinstance(finished.code, int) else int(finished.code is not None)
     return 0
 
 

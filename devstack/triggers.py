@@ -1,6 +1,6 @@
 """The timer and queue triggers of the local host: the registered functions called as the host would.
 
-- `TimerTrigger`: fires on an NCRONTAB schedule (devstack.ncrontab), never two runs at once, with the
+- `TimerTrigger`: fires on an NCRONTAB schedule (devstack.schedule), never two runs at once, with the
   `TimerRequest` the worker builds from the host's TimerInfo. Like the timer extension's schedule
   monitor, it keeps the schedule's status (Last, Next, LastUpdated) in a file; when the host starts
   after an occurrence was missed, it runs at once with `past_due` set, and only then. `run_now()`
@@ -28,8 +28,8 @@ import azure.functions as func
 from azure.functions import meta
 from azure.functions.timer import TimerRequestConverter
 
-from devstack.ncrontab import Schedule
 from devstack.queue_runner import QueueRunner
+from devstack.schedule import Schedule
 
 log = logging.getLogger("signals_export.devstack.triggers")
 
@@ -111,7 +111,7 @@ class TimerTrigger:
         self.name = name
         self._handler = handler
         self.schedule = schedule
-        self._status_file = status_file  # None: the schedule is not monitored (useMonitor false)
+        self.status_file = status_file  # None: the schedule is not monitored (useMonitor false)
         self._clock = clock
         self._run_lock = threading.Lock()
         self._stop = threading.Event()
@@ -128,7 +128,7 @@ class TimerTrigger:
     def load(self) -> None:
         """Read the recorded status and check it, as the listener does when it starts."""
         now = self._clock()
-        if self._status_file is None:
+        if self.status_file is None:
             self.next = self.schedule.next_after(now)
             return
         recorded = self._read_status()
@@ -162,7 +162,7 @@ class TimerTrigger:
         if not past_due and recorded_next is not None and recorded_next > invoked:
             adjusted = recorded_next  # fired a moment early: never the same Next twice
         self.next = self.schedule.next_after(adjusted)
-        if self._status_file is not None:
+        if self.status_file is not None:
             self.status_record = ScheduleStatus(adjusted, self.next, adjusted)
             self._write_status(self.status_record)
 
@@ -193,22 +193,23 @@ class TimerTrigger:
                     raise
 
     def _read_status(self) -> ScheduleStatus | None:
-        assert self._status_file is not None
+        assert self.status_file is not None
         try:
-            return ScheduleStatus.from_json(json.loads(self._status_file.read_text()))
+            return ScheduleStatus.from_json(json.loads(self.status_file.read_text()))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
     def _write_status(self, status: ScheduleStatus) -> None:
-        assert self._status_file is not None
-        self._status_file.parent.mkdir(parents=True, exist_ok=True)
-        temp = self._status_file.with_suffix(".tmp")
+        assert self.status_file is not None
+        self.status_file.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.status_file.with_suffix(".tmp")
         temp.write_text(json.dumps(status.to_json()))
-        temp.replace(self._status_file)
+        temp.replace(self.status_file)
 
     def status(self) -> dict[str, Any]:
         return {
             "schedule": self.schedule.expression,
+            "monitored": self.status_file is not None,
             "last": _iso(self.last),
             "next": _iso(self.next),
             "runs": self.runs,

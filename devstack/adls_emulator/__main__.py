@@ -8,59 +8,66 @@ Prints one line with the URL once listening, then serves until SIGINT/SIGTERM.
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Annotated
+
+import typer
 
 from devstack.local_tls import LocalTls
 
 from .emulator import DEFAULT_ACCOUNT, DEFAULT_KEY, AdlsEmulator
 from .oauth import TrustedKeys
 
-
-def _account(value: str) -> tuple[str, str]:
-    name, sep, key = value.partition(":")
-    if not sep or not name or not key:
-        raise argparse.ArgumentTypeError("expected NAME:BASE64KEY")
-    return name, key
+PROG = "python -m devstack.adls_emulator"
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode="markdown")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m devstack.adls_emulator",
-        description="Local ADLS Gen2 (dfs + Blob) emulator for the Azure storage SDKs.",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=10004, help="port (default 10004; 0 picks a free one)")
-    parser.add_argument("--location", default=None, help="folder to persist state in (default: memory only)")
-    parser.add_argument(
-        "--account",
-        action="append",
-        type=_account,
-        default=[],
-        metavar="NAME:KEY",
-        help=f"account and base64 key; repeatable (default {DEFAULT_ACCOUNT} with the Azurite key)",
-    )
-    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
-    parser.add_argument("--tls-dir", default=None, help="folder of the local CA and certificate (made once)")
-    parser.add_argument("--https-port", type=int, default=0, help="HTTPS port with --tls-dir (0: a free one)")
-    parser.add_argument("--jwks", default=None, help="JWKS file of the token signing keys to trust")
-    args = parser.parse_args(argv)
+def _accounts(values: list[str] | None) -> list[str] | None:
+    """Each `--account` is NAME:BASE64KEY."""
+    for value in values or []:
+        name, sep, key = value.partition(":")
+        if not sep or not name or not key:
+            raise typer.BadParameter("expected NAME:BASE64KEY")
+    return values
 
-    accounts = dict(args.account) if args.account else {DEFAULT_ACCOUNT: DEFAULT_KEY}
+
+@app.command(help="Local ADLS Gen2 (dfs + Blob) emulator for the Azure storage SDKs.")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port; 0 picks a free one.")] = 10004,
+    location: Annotated[
+        str | None, typer.Option(help="Folder to persist state in (default: memory only).")
+    ] = None,
+    account: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="NAME:KEY",
+            callback=_accounts,
+            help=f"Account and base64 key; repeatable (default {DEFAULT_ACCOUNT} with the Azurite key).",
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Log every request to stderr.")] = False,
+    tls_dir: Annotated[
+        str | None, typer.Option(help="Folder of the local CA and certificate (made once).")
+    ] = None,
+    https_port: Annotated[int, typer.Option(help="HTTPS port with --tls-dir (0: a free one).")] = 0,
+    jwks: Annotated[str | None, typer.Option(help="JWKS file of the token signing keys to trust.")] = None,
+) -> None:
+    accounts = dict(value.split(":", 1) for value in account) if account else {DEFAULT_ACCOUNT: DEFAULT_KEY}
     try:
-        tls = LocalTls.ensure(Path(args.tls_dir)).server_context() if args.tls_dir else None
-        keys = TrustedKeys(file=Path(args.jwks)) if args.jwks else None
+        tls = LocalTls.ensure(Path(tls_dir)).server_context() if tls_dir else None
+        keys = TrustedKeys(file=Path(jwks)) if jwks else None
         emulator = AdlsEmulator(
-            accounts=accounts, location=args.location, verbose=args.verbose, tls=tls, trusted_keys=keys
+            accounts=accounts, location=location, verbose=verbose, tls=tls, trusted_keys=keys
         )
-        emulator.start(host=args.host, port=args.port, https_port=args.https_port)
+        emulator.start(host=host, port=port, https_port=https_port)
     except (OSError, ValueError) as exc:
         print(f"adls-emulator: cannot start: {exc}", file=sys.stderr)
-        return 1
+        raise typer.Exit(1) from None
 
     stopping = threading.Event()
 
@@ -75,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     while not stopping.wait(0.5):
         pass
     emulator.stop()
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    app(prog_name=PROG)

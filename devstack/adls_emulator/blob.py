@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from xml.sax.saxutils import escape
 
 from .conditions import Conditions
@@ -98,106 +99,144 @@ def _container_properties(store: Store, req: Request) -> Response:
     return Response(200, headers)
 
 
+Operation = Callable[[Store, Request, Conditions], Response]
+
+
 def handle(store: Store, req: Request, host: str) -> Response:
     """Dispatch a Blob request whose ``operation`` is already classified."""
-    op = req.operation
-    account = req.account
     conditions = Conditions.from_headers(req.headers)
-
-    if op == "listFilesystems":
+    if req.operation == "listFilesystems":
         return _list_containers(store, req, host)
-    if not req.path:
-        if op == "createFilesystem":
-            fs = store.create_filesystem(account, req.filesystem, metadata_from_headers(req.header_items))
-            return Response(201, _etag_headers(fs.etag, fs.last_modified))
-        if op == "deleteFilesystem":
-            store.delete_filesystem(account, req.filesystem, conditions)
-            return Response(202)
-        if op == "getFilesystemProperties":
-            return _container_properties(store, req)
-        if op == "setFilesystemProperties":
-            fs = store.set_filesystem_metadata(
-                account, req.filesystem, metadata_from_headers(req.header_items), conditions
-            )
-            return Response(200, _etag_headers(fs.etag, fs.last_modified))
+    operations = _BLOB_OPERATIONS if req.path else _CONTAINER_OPERATIONS | _BLOB_OPERATIONS
+    operation = operations.get(req.operation)
+    if operation is None:
+        raise error(
+            "NotImplemented",
+            f"The Blob operation '{req.method} ?{req.raw_query}' is not implemented by the emulator.",
+        )
+    return operation(store, req, conditions)
 
-    if op == "getProperties":
-        info = store.get_path(account, req.filesystem, req.path)
-        conditions.check(info.etag, info.last_modified, read=True)
-        headers = path_property_headers(info, blob=True)
-        headers += [("x-ms-access-tier", "Hot"), ("x-ms-access-tier-inferred", "true")]
-        if req.query.get("comp") == "metadata":
-            meta = metadata_headers(info.metadata, info.is_dir)
-            return Response(200, [*_etag_headers(info.etag, info.last_modified), *meta])
-        return Response(200, headers, content_length=info.size)
-    if op == "read":
-        info = store.get_path(account, req.filesystem, req.path)
-        conditions.check(info.etag, info.last_modified, read=True)
-        span = parse_range(req.header("x-ms-range") or req.header("range"), info.size)
-        start, end = span if span is not None else (0, info.size)
-        info, data = store.read(account, req.filesystem, req.path, start, end)
-        headers = path_property_headers(info, blob=True)
-        if span is None:
-            return Response(200, headers, data)
-        headers = [(name, value) for name, value in headers if name != "Content-MD5"]
-        if "content-md5" in info.props:
-            headers.append(("x-ms-blob-content-md5", info.props["content-md5"]))
-        if (req.header("x-ms-range-get-content-md5") or "").lower() == "true":
-            if len(data) > 4 * 1024 * 1024:
-                raise error("OutOfRangeInput", "x-ms-range-get-content-md5 needs a range of at most 4 MiB.")
-            headers.append(("Content-MD5", _md5(data)))
-        headers.append(("Content-Range", f"bytes {start}-{start + len(data) - 1}/{info.size}"))
-        return Response(206, headers, data)
-    if op == "setMetadata":
-        info = store.set_metadata(
-            account, req.filesystem, req.path, metadata_from_headers(req.header_items), conditions
-        )
-        encrypted = ("x-ms-request-server-encrypted", "true")
-        return Response(200, [*_etag_headers(info.etag, info.last_modified), encrypted])
-    if op == "setProperties":
-        info = store.set_properties(
-            account,
-            req.filesystem,
-            req.path,
-            conditions=conditions,
-            props=content_props_from_headers(req, "x-ms-blob-"),
-            replace_props=True,
-        )
-        return Response(200, _etag_headers(info.etag, info.last_modified))
-    if op == "delete":
-        store.delete_path(
-            account, req.filesystem, req.path, recursive=False, conditions=conditions, blob_api=True
-        )
-        return Response(202, [("x-ms-delete-type-permanent", "true")])
-    if op == "upload":
-        blob_type = req.header("x-ms-blob-type")
-        if blob_type is None:
-            raise error("MissingRequiredHeader", "The x-ms-blob-type header is required.")
-        if blob_type != "BlockBlob":
-            raise error("NotImplemented", f"Only BlockBlob uploads are emulated, not {blob_type}.")
-        props = content_props_from_headers(req, "x-ms-blob-")
-        if req.header("content-md5") and _md5(req.body) != req.headers["content-md5"]:
-            raise error("Md5Mismatch")
-        props.setdefault("content-md5", _md5(req.body))
-        info = store.create_path(
-            account,
-            req.filesystem,
-            req.path,
-            is_dir=False,
-            metadata=metadata_from_headers(req.header_items),
-            props=props,
-            conditions=conditions,
-            data=req.body,
-        )
-        return Response(
-            201,
-            [
-                *_etag_headers(info.etag, info.last_modified),
-                ("Content-MD5", props["content-md5"]),
-                ("x-ms-request-server-encrypted", "true"),
-            ],
-        )
-    raise error(
-        "NotImplemented",
-        f"The Blob operation '{req.method} ?{req.raw_query}' is not implemented by the emulator.",
+
+def _create_filesystem(store: Store, req: Request, conditions: Conditions) -> Response:
+    fs = store.create_filesystem(req.account, req.filesystem, metadata_from_headers(req.header_items))
+    return Response(201, _etag_headers(fs.etag, fs.last_modified))
+
+
+def _delete_filesystem(store: Store, req: Request, conditions: Conditions) -> Response:
+    store.delete_filesystem(req.account, req.filesystem, conditions)
+    return Response(202)
+
+
+def _get_filesystem_properties(store: Store, req: Request, conditions: Conditions) -> Response:
+    return _container_properties(store, req)
+
+
+def _set_filesystem_properties(store: Store, req: Request, conditions: Conditions) -> Response:
+    fs = store.set_filesystem_metadata(
+        req.account, req.filesystem, metadata_from_headers(req.header_items), conditions
     )
+    return Response(200, _etag_headers(fs.etag, fs.last_modified))
+
+
+def _get_properties(store: Store, req: Request, conditions: Conditions) -> Response:
+    info = store.get_path(req.account, req.filesystem, req.path)
+    conditions.check(info.etag, info.last_modified, read=True)
+    headers = path_property_headers(info, blob=True)
+    headers += [("x-ms-access-tier", "Hot"), ("x-ms-access-tier-inferred", "true")]
+    if req.query.get("comp") == "metadata":
+        meta = metadata_headers(info.metadata, info.is_dir)
+        return Response(200, [*_etag_headers(info.etag, info.last_modified), *meta])
+    return Response(200, headers, content_length=info.size)
+
+
+def _read(store: Store, req: Request, conditions: Conditions) -> Response:
+    info = store.get_path(req.account, req.filesystem, req.path)
+    conditions.check(info.etag, info.last_modified, read=True)
+    span = parse_range(req.header("x-ms-range") or req.header("range"), info.size)
+    start, end = span if span is not None else (0, info.size)
+    info, data = store.read(req.account, req.filesystem, req.path, start, end)
+    headers = path_property_headers(info, blob=True)
+    if span is None:
+        return Response(200, headers, data)
+    headers = [(name, value) for name, value in headers if name != "Content-MD5"]
+    if "content-md5" in info.props:
+        headers.append(("x-ms-blob-content-md5", info.props["content-md5"]))
+    if (req.header("x-ms-range-get-content-md5") or "").lower() == "true":
+        if len(data) > 4 * 1024 * 1024:
+            raise error("OutOfRangeInput", "x-ms-range-get-content-md5 needs a range of at most 4 MiB.")
+        headers.append(("Content-MD5", _md5(data)))
+    headers.append(("Content-Range", f"bytes {start}-{start + len(data) - 1}/{info.size}"))
+    return Response(206, headers, data)
+
+
+def _set_metadata(store: Store, req: Request, conditions: Conditions) -> Response:
+    info = store.set_metadata(
+        req.account, req.filesystem, req.path, metadata_from_headers(req.header_items), conditions
+    )
+    encrypted = ("x-ms-request-server-encrypted", "true")
+    return Response(200, [*_etag_headers(info.etag, info.last_modified), encrypted])
+
+
+def _set_properties(store: Store, req: Request, conditions: Conditions) -> Response:
+    info = store.set_properties(
+        req.account,
+        req.filesystem,
+        req.path,
+        conditions=conditions,
+        props=content_props_from_headers(req, "x-ms-blob-"),
+        replace_props=True,
+    )
+    return Response(200, _etag_headers(info.etag, info.last_modified))
+
+
+def _delete(store: Store, req: Request, conditions: Conditions) -> Response:
+    store.delete_path(
+        req.account, req.filesystem, req.path, recursive=False, conditions=conditions, blob_api=True
+    )
+    return Response(202, [("x-ms-delete-type-permanent", "true")])
+
+
+def _upload(store: Store, req: Request, conditions: Conditions) -> Response:
+    blob_type = req.header("x-ms-blob-type")
+    if blob_type is None:
+        raise error("MissingRequiredHeader", "The x-ms-blob-type header is required.")
+    if blob_type != "BlockBlob":
+        raise error("NotImplemented", f"Only BlockBlob uploads are emulated, not {blob_type}.")
+    props = content_props_from_headers(req, "x-ms-blob-")
+    if req.header("content-md5") and _md5(req.body) != req.headers["content-md5"]:
+        raise error("Md5Mismatch")
+    props.setdefault("content-md5", _md5(req.body))
+    info = store.create_path(
+        req.account,
+        req.filesystem,
+        req.path,
+        is_dir=False,
+        metadata=metadata_from_headers(req.header_items),
+        props=props,
+        conditions=conditions,
+        data=req.body,
+    )
+    return Response(
+        201,
+        [
+            *_etag_headers(info.etag, info.last_modified),
+            ("Content-MD5", props["content-md5"]),
+            ("x-ms-request-server-encrypted", "true"),
+        ],
+    )
+
+
+_CONTAINER_OPERATIONS: dict[str, Operation] = {
+    "createFilesystem": _create_filesystem,
+    "deleteFilesystem": _delete_filesystem,
+    "getFilesystemProperties": _get_filesystem_properties,
+    "setFilesystemProperties": _set_filesystem_properties,
+}
+_BLOB_OPERATIONS: dict[str, Operation] = {
+    "getProperties": _get_properties,
+    "read": _read,
+    "setMetadata": _set_metadata,
+    "setProperties": _set_properties,
+    "delete": _delete,
+    "upload": _upload,
+}

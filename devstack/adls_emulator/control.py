@@ -26,12 +26,41 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from .access import Assignment
+from .auth import AccountRegistry
+from .faults import Fault, FaultRegistry, RequestRecord
 from .protocol import Response
 
-if TYPE_CHECKING:
-    from .emulator import AdlsEmulator
+
+class Controlled(Protocol):
+    """What the control endpoints change: accounts and their identities, faults, the request log
+    (the public API of :class:`.emulator.AdlsEmulator`)."""
+
+    accounts: AccountRegistry
+    faults: FaultRegistry
+
+    @property
+    def requests(self) -> list[RequestRecord]: ...
+    def reset_requests(self) -> None: ...
+    def add_fault(self, fault: Fault) -> int: ...
+    def remove_fault(self, fault_id: int) -> bool: ...
+    def clear_faults(self) -> None: ...
+    def set_account_key(self, account: str, key: str) -> None: ...
+    def add_account(self, account: str, key: str) -> None: ...
+    def remove_account(self, account: str) -> None: ...
+    def set_identity(
+        self, account: str, *, tenant: str | None = None, allow_shared_key_access: bool | None = None
+    ) -> None: ...
+    def assign_role(
+        self, account: str, principal: str, role: str, filesystem: str | None = None
+    ) -> Assignment: ...
+    def remove_role(
+        self, account: str, principal: str, role: str | None = None, filesystem: str | None = None
+    ) -> int: ...
+    def revoke_user_delegation_keys(self, account: str) -> None: ...
+    def identity(self, account: str) -> dict[str, Any]: ...
 
 
 def _json(status: int, payload: Any) -> Response:
@@ -49,54 +78,74 @@ def _body(body: bytes) -> Any:
         raise ValueError(f"request body is not JSON: {exc}") from None
 
 
-def handle(app: AdlsEmulator, method: str, raw_path: str, body: bytes) -> Response:
+def handle(app: Controlled, method: str, raw_path: str, body: bytes) -> Response:
+    """The answer of the control endpoint at ``raw_path`` (400 for a bad body, 404 for no endpoint)."""
     parts = [p for p in raw_path.split("/") if p][1:]
     try:
-        if parts == ["health"] and method in ("GET", "HEAD"):
-            return _json(200, {"status": "ok", "accounts": app.accounts.names()})
-        if parts == ["requests"]:
-            if method == "GET":
-                return _json(200, [asdict(record) for record in app.requests])
-            if method == "DELETE":
-                app.reset_requests()
-                return _no_content()
-        if parts and parts[0] == "faults":
-            if len(parts) == 1 and method == "GET":
-                return _json(200, {str(i): f.to_json() for i, f in app.faults.snapshot().items()})
-            if len(parts) == 1 and method == "POST":
-                from .faults import Fault
-
-                data = _body(body)
-                if not isinstance(data, dict):
-                    raise ValueError("fault must be a JSON object")
-                return _json(201, {"id": app.add_fault(Fault.from_json(data))})
-            if len(parts) == 1 and method == "DELETE":
-                app.clear_faults()
-                return _no_content()
-            if len(parts) == 2 and method == "DELETE":
-                if app.remove_fault(int(parts[1])):
-                    return _no_content()
-                return _json(404, {"error": f"no fault {parts[1]}"})
-        if len(parts) == 2 and parts[0] == "accounts":
-            name = parts[1]
-            if method == "PUT":
-                data = _body(body)
-                key = data.get("key") if isinstance(data, dict) else None
-                if not isinstance(key, str):
-                    raise ValueError('body must be {"key": "<base64 account key>"}')
-                existed = name in app.accounts.names()
-                app.set_account_key(name, key) if existed else app.add_account(name, key)
-                return _json(200 if existed else 201, {"account": name})
-            if method == "DELETE":
-                if name not in app.accounts.names():
-                    return _json(404, {"error": f"no account {name}"})
-                app.remove_account(name)
-                return _no_content()
-        if len(parts) == 3 and parts[0] == "accounts":
-            return _identity(app, method, parts[1], parts[2], body)
+        response = _route(app, method, parts, body)
     except (ValueError, TypeError) as exc:
         return _json(400, {"error": str(exc)})
-    return _json(404, {"error": f"unknown control endpoint {method} {raw_path}"})
+    return response or _json(404, {"error": f"unknown control endpoint {method} {raw_path}"})
+
+
+def _route(app: Controlled, method: str, parts: list[str], body: bytes) -> Response | None:
+    if parts == ["health"] and method in ("GET", "HEAD"):
+        return _json(200, {"status": "ok", "accounts": app.accounts.names()})
+    if parts == ["requests"]:
+        return _requests(app, method)
+    if parts and parts[0] == "faults":
+        return _faults(app, method, parts[1:], body)
+    if len(parts) == 2 and parts[0] == "accounts":
+        return _account(app, method, parts[1], body)
+    if len(parts) == 3 and parts[0] == "accounts":
+        return _identity(app, method, parts[1], parts[2], body)
+    return None
+
+
+def _requests(app: Controlled, method: str) -> Response | None:
+    if method == "GET":
+        return _json(200, [asdict(record) for record in app.requests])
+    if method == "DELETE":
+        app.reset_requests()
+        return _no_content()
+    return None
+
+
+def _faults(app: Controlled, method: str, rest: list[str], body: bytes) -> Response | None:
+    """``/faults``: list, add or clear them; ``/faults/{id}``: remove one."""
+    if not rest and method == "GET":
+        return _json(200, {str(i): f.to_json() for i, f in app.faults.snapshot().items()})
+    if not rest and method == "POST":
+        data = _body(body)
+        if not isinstance(data, dict):
+            raise ValueError("fault must be a JSON object")
+        return _json(201, {"id": app.add_fault(Fault.from_json(data))})
+    if not rest and method == "DELETE":
+        app.clear_faults()
+        return _no_content()
+    if len(rest) == 1 and method == "DELETE":
+        if app.remove_fault(int(rest[0])):
+            return _no_content()
+        return _json(404, {"error": f"no fault {rest[0]}"})
+    return None
+
+
+def _account(app: Controlled, method: str, name: str, body: bytes) -> Response | None:
+    """``/accounts/{name}``: add or rotate its key (PUT), or remove it with its data (DELETE)."""
+    if method == "PUT":
+        data = _body(body)
+        key = data.get("key") if isinstance(data, dict) else None
+        if not isinstance(key, str):
+            raise ValueError('body must be {"key": "<base64 account key>"}')
+        existed = name in app.accounts.names()
+        app.set_account_key(name, key) if existed else app.add_account(name, key)
+        return _json(200 if existed else 201, {"account": name})
+    if method == "DELETE":
+        if name not in app.accounts.names():
+            return _json(404, {"error": f"no account {name}"})
+        app.remove_account(name)
+        return _no_content()
+    return None
 
 
 def _optional_str(data: dict[str, Any], name: str) -> str | None:
@@ -106,7 +155,7 @@ def _optional_str(data: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def _identity(app: AdlsEmulator, method: str, account: str, what: str, body: bytes) -> Response:
+def _identity(app: Controlled, method: str, account: str, what: str, body: bytes) -> Response:
     """The account's Entra tenant, shared-key switch and role assignments."""
     if account not in app.accounts.names():
         return _json(404, {"error": f"no account {account}"})

@@ -6,12 +6,14 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from .access import AccessRegistry, Assignment
 from .auth import AccountRegistry
+from .dispatch import respond
 from .faults import Fault, FaultRegistry, RequestLog, RequestRecord
 from .oauth import TrustedKeys
 from .server import EmulatorServer
@@ -78,13 +80,15 @@ class AdlsEmulator:
         if self._server is not None:
             raise RuntimeError("emulator already running")
         self.store.open()
-        server = EmulatorServer((host, port), self)
+        server = EmulatorServer((host, port), partial(respond, self), verbose=self.verbose)
         self._host = host
         self._server = server
         self._thread = self._serve(server, "adls-emulator")
         if self._tls is not None:
             try:
-                secure = EmulatorServer((host, https_port or 0), self, self._tls)
+                secure = EmulatorServer(
+                    (host, https_port or 0), partial(respond, self), context=self._tls, verbose=self.verbose
+                )
             except OSError:
                 self.stop()
                 raise

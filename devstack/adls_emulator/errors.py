@@ -93,8 +93,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "InvalidUri": (400, "The request URI is invalid."),
     "Md5Mismatch": (
         400,
-        "The MD5 value specified in the request did not match with the MD5 value calculated "
-        "by the server.",
+        "The MD5 value specified in the request did not match with the MD5 value calculated by the server.",
     ),
     "InvalidRange": (416, "The range specified is invalid for the current size of the resource."),
     "UnsupportedHttpVerb": (405, "The resource doesn't support specified Http Verb."),

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formatdate
 from urllib.parse import unquote
+from xml.sax.saxutils import escape
 
-from .errors import error
+from .errors import StorageError, error
 from .store import PathInfo
 
 DEFAULT_VERSION = "2026-02-06"
@@ -106,6 +108,25 @@ def iso_time_now() -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond * 10:07d}Z"
 
 
+def render_error(err: StorageError, api: str, request_id: str) -> Response:
+    """The service's error response for ``err`` on the given endpoint."""
+    headers = [("x-ms-error-code", err.code), *err.headers.items()]
+    if err.status == 304 or not err.message:
+        return Response(err.status, headers)
+    message = f"{err.message}\nRequestId:{request_id}\nTime:{iso_time_now()}"
+    if api == "dfs":
+        body = json.dumps({"error": {"code": err.code, "message": message}}).encode("utf-8")
+        return Response(err.status, [("Content-Type", "application/json; charset=utf-8"), *headers], body)
+    detail = ""
+    if err.detail:
+        detail = f"<AuthenticationErrorDetail>{escape(err.detail)}</AuthenticationErrorDetail>"
+    xml = (
+        '\ufeff<?xml version="1.0" encoding="utf-8"?>'
+        f"<Error><Code>{escape(err.code)}</Code><Message>{escape(message)}</Message>{detail}</Error>"
+    )
+    return Response(err.status, [("Content-Type", "application/xml"), *headers], xml.encode("utf-8"))
+
+
 def quoted(etag: str) -> str:
     return f'"{etag}"'
 
@@ -118,7 +139,7 @@ def metadata_from_headers(header_items: list[tuple[str, str]]) -> dict[str, str]
     metadata: dict[str, str] = {}
     for name, value in header_items:
         if name.lower().startswith("x-ms-meta-"):
-            key = name[len("x-ms-meta-"):]
+            key = name[len("x-ms-meta-") :]
             if not _META_NAME.match(key):
                 raise error("InvalidPropertyName" if key else "InvalidHeaderValue")
             if key.lower() == "hdi_isfolder":

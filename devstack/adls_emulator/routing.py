@@ -35,77 +35,76 @@ _DFS_PATH_ACTIONS = {
 }
 
 
+_DFS_FILESYSTEM = {
+    "PUT": "createFilesystem",
+    "DELETE": "deleteFilesystem",
+    "HEAD": "getFilesystemProperties",
+    "PATCH": "setFilesystemProperties",
+    "GET": "listPaths",
+}
+_DFS_PATH = {"GET": "read", "DELETE": "delete", "POST": "lease"}
+# Blob operations by (method, comp); a method mapped to None takes any comp.
+_BLOB_CONTAINER: dict[tuple[str, str | None], str] = {
+    ("PUT", None): "createFilesystem",
+    ("PUT", "metadata"): "setFilesystemProperties",
+    ("PUT", "lease"): "lease",
+    ("GET", None): "getFilesystemProperties",
+    ("GET", "metadata"): "getFilesystemProperties",
+    ("HEAD", None): "getFilesystemProperties",
+    ("HEAD", "metadata"): "getFilesystemProperties",
+}
+_BLOB_CONTAINER_ANY_COMP = {"DELETE": "deleteFilesystem"}
+_BLOB_PATH: dict[tuple[str, str | None], str] = {
+    ("GET", None): "read",
+    ("GET", "metadata"): "getProperties",
+    ("PUT", None): "upload",
+    ("PUT", "metadata"): "setMetadata",
+    ("PUT", "properties"): "setProperties",
+    ("PUT", "lease"): "lease",
+}
+_BLOB_PATH_ANY_COMP = {"HEAD": "getProperties", "DELETE": "delete"}
+
+
 def classify(req: Request) -> tuple[str, str]:
     """Return ``(api, operation)`` for a request; ``operation`` is a Fault/RequestRecord name."""
-    method = req.method
-    comp = req.query.get("comp")
     if not req.filesystem:
-        if req.query.get("resource") == "account" and method == "GET":
-            return "dfs", "listFilesystems"
-        if comp == "list" and method == "GET":
-            return "blob", "listFilesystems"
-        if comp == "userdelegationkey" and method == "POST" and req.query.get("restype") == "service":
-            return "blob", "userDelegationKey"
-        return ("dfs" if _is_dfs(req) else "blob"), "unsupported"
-
+        return _account_operation(req)
     if _is_dfs(req):
-        if not req.path:
-            if req.query.get("resource") != "filesystem":
-                return "dfs", "unsupported"
-            return "dfs", {
-                "PUT": "createFilesystem",
-                "DELETE": "deleteFilesystem",
-                "HEAD": "getFilesystemProperties",
-                "PATCH": "setFilesystemProperties",
-                "GET": "listPaths",
-            }.get(method, "unsupported")
-        action = (req.query.get("action") or "").lower()
-        if method == "PUT":
-            return "dfs", "rename" if req.header("x-ms-rename-source") is not None else "create"
-        if method == "PATCH":
-            return "dfs", _DFS_PATH_ACTIONS.get(action, "unsupported")
-        if method == "HEAD":
-            return "dfs", _DFS_PATH_ACTIONS.get(action or "getstatus", "unsupported")
-        if method == "GET":
-            return "dfs", "read"
-        if method == "DELETE":
-            return "dfs", "delete"
-        if method == "POST":
-            return "dfs", "lease"
-        return "dfs", "unsupported"
+        return "dfs", _dfs_operation(req)
+    return "blob", _blob_operation(req)
 
+
+def _account_operation(req: Request) -> tuple[str, str]:
+    method, comp = req.method, req.query.get("comp")
+    if req.query.get("resource") == "account" and method == "GET":
+        return "dfs", "listFilesystems"
+    if comp == "list" and method == "GET":
+        return "blob", "listFilesystems"
+    if comp == "userdelegationkey" and method == "POST" and req.query.get("restype") == "service":
+        return "blob", "userDelegationKey"
+    return ("dfs" if _is_dfs(req) else "blob"), "unsupported"
+
+
+def _dfs_operation(req: Request) -> str:
+    method = req.method
+    if not req.path:
+        if req.query.get("resource") != "filesystem":
+            return "unsupported"
+        return _DFS_FILESYSTEM.get(method, "unsupported")
+    action = (req.query.get("action") or "").lower()
+    if method == "PUT":
+        return "rename" if req.header("x-ms-rename-source") is not None else "create"
+    if method == "PATCH":
+        return _DFS_PATH_ACTIONS.get(action, "unsupported")
+    if method == "HEAD":
+        return _DFS_PATH_ACTIONS.get(action or "getstatus", "unsupported")
+    return _DFS_PATH.get(method, "unsupported")
+
+
+def _blob_operation(req: Request) -> str:
+    method, comp = req.method, req.query.get("comp")
     if not req.path:
         if req.query.get("restype") != "container":
-            return "blob", "unsupported"
-        if method == "PUT":
-            if comp == "metadata":
-                return "blob", "setFilesystemProperties"
-            if comp == "lease":
-                return "blob", "lease"
-            return "blob", "createFilesystem" if comp is None else "unsupported"
-        if method == "DELETE":
-            return "blob", "deleteFilesystem"
-        if method in ("GET", "HEAD"):
-            if comp is None or comp == "metadata":
-                return "blob", "getFilesystemProperties"
-            return "blob", "unsupported"
-        return "blob", "unsupported"
-    if method == "HEAD":
-        return "blob", "getProperties"
-    if method == "GET":
-        if comp is None:
-            return "blob", "read"
-        if comp == "metadata":
-            return "blob", "getProperties"
-        return "blob", "unsupported"
-    if method == "PUT":
-        if comp == "metadata":
-            return "blob", "setMetadata"
-        if comp == "properties":
-            return "blob", "setProperties"
-        if comp == "lease":
-            return "blob", "lease"
-        return "blob", "upload" if comp is None else "unsupported"
-    if method == "DELETE":
-        return "blob", "delete"
-    return "blob", "unsupported"
+            return "unsupported"
+        return _BLOB_CONTAINER_ANY_COMP.get(method) or _BLOB_CONTAINER.get((method, comp), "unsupported")
+    return _BLOB_PATH_ANY_COMP.get(method) or _BLOB_PATH.get((method, comp), "unsupported")

@@ -145,7 +145,35 @@ def verify_sas(
     secure: bool,
     now: float,
 ) -> SasGrant:
-    """What a SAS grants, or the StorageError the service answers it with."""
+    """What a SAS grants, or the StorageError the service answers it with, checked in the service's
+    order: its form, its signature, its time frame, a user delegation key's, then the protocol."""
+    user_delegation = _check_form(
+        query, filesystem=filesystem, allow_shared_key_access=allow_shared_key_access
+    )
+    text = string_to_sign(query, canonical_resource(account, filesystem, path, query))
+    if user_delegation:
+        if any(not query.get(name) for name in _USER_DELEGATION_FIELDS):
+            raise _failed("Signature fields not well formed.")
+        key = delegation_key(delegation_secret, query)
+    else:
+        key = account_key
+    _check_signature(query, text, key)
+    _check_time_frame(query, now)
+    if user_delegation:
+        _check_delegation_key(query, tenant, now)
+    protocols = query.get("spr", "https,http")
+    if not secure and "http" not in [p.strip() for p in protocols.split(",")]:
+        raise StorageError(
+            403,
+            "AuthorizationProtocolMismatch",
+            "This request is not authorized to perform this operation using this protocol.",
+        )
+    return SasGrant(permissions=query["sp"], principal=query["skoid"] if user_delegation else None)
+
+
+def _check_form(query: Mapping[str, str], *, filesystem: str, allow_shared_key_access: bool) -> bool:
+    """Refuse a SAS the emulator does not take or whose fields are missing; whether it is a user
+    delegation SAS."""
     if "ss" in query or "srt" in query:
         if not allow_shared_key_access:
             raise error("KeyBasedAuthenticationNotPermitted")
@@ -155,22 +183,16 @@ def verify_sas(
         raise error("KeyBasedAuthenticationNotPermitted")
     if "si" in query:
         raise _failed("Stored access policies (si) are not emulated.")
-    version = query.get("sv", "")
-    if version < MIN_VERSION:
+    if query.get("sv", "") < MIN_VERSION:
         raise _failed(f"The emulator checks SAS of version {MIN_VERSION} and later (sv).")
     if not query.get("sp") or not query.get("se"):
         raise _failed("Signature fields not well formed.")
     if not filesystem:
         raise _failed("A service SAS cannot authorize an account-level operation.")
-    resource = canonical_resource(account, filesystem, path, query)
-    text = string_to_sign(query, resource)
-    if user_delegation:
-        missing = [name for name in _USER_DELEGATION_FIELDS if not query.get(name)]
-        if missing:
-            raise _failed("Signature fields not well formed.")
-        key = delegation_key(delegation_secret, query)
-    else:
-        key = account_key
+    return user_delegation
+
+
+def _check_signature(query: Mapping[str, str], text: str, key: str) -> None:
     try:
         expected = base64.b64encode(
             hmac.new(base64.b64decode(key), text.encode("utf-8"), hashlib.sha256).digest()
@@ -179,6 +201,9 @@ def verify_sas(
         raise _failed("The signing key is not valid base64.") from None
     if not hmac.compare_digest(expected.encode("ascii"), query.get("sig", "").encode("utf-8", "replace")):
         raise _failed(f"Signature did not match. String to sign used was {text}")
+
+
+def _check_time_frame(query: Mapping[str, str], now: float) -> None:
     start, expiry = parse_time(query.get("st", "")), parse_time(query.get("se", ""))
     if expiry is None or (query.get("st") and start is None):
         raise _failed("Signature fields not well formed.")
@@ -187,20 +212,14 @@ def verify_sas(
             f"Signature not valid in the specified time frame: Start [{_http_date(start)}] - "
             f"Expiry [{_http_date(expiry)}] - Current [{_http_date(now)}]"
         )
-    if user_delegation:
-        key_start, key_expiry = parse_time(query["skt"]), parse_time(query["ske"])
-        if key_start is None or key_expiry is None or now < key_start or now > key_expiry:
-            raise _failed(
-                f"The user delegation key is not valid at this time: Start [{_http_date(key_start)}] - "
-                f"Expiry [{_http_date(key_expiry)}] - Current [{_http_date(now)}]"
-            )
-        if tenant is None or query["sktid"] != tenant:
-            raise _failed("The user delegation key was not issued for this account's tenant.")
-    protocols = query.get("spr", "https,http")
-    if not secure and "http" not in [p.strip() for p in protocols.split(",")]:
-        raise StorageError(
-            403,
-            "AuthorizationProtocolMismatch",
-            "This request is not authorized to perform this operation using this protocol.",
+
+
+def _check_delegation_key(query: Mapping[str, str], tenant: str | None, now: float) -> None:
+    key_start, key_expiry = parse_time(query["skt"]), parse_time(query["ske"])
+    if key_start is None or key_expiry is None or now < key_start or now > key_expiry:
+        raise _failed(
+            f"The user delegation key is not valid at this time: Start [{_http_date(key_start)}] - "
+            f"Expiry [{_http_date(key_expiry)}] - Current [{_http_date(now)}]"
         )
-    return SasGrant(permissions=query["sp"], principal=query["skoid"] if user_delegation else None)
+    if tenant is None or query["sktid"] != tenant:
+        raise _failed("The user delegation key was not issued for this account's tenant.")

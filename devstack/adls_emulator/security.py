@@ -17,23 +17,31 @@ src/blob/authentication/BlobTokenAuthenticator.ts; the SDKs never send one over 
 from __future__ import annotations
 
 import datetime
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
-from .access import NEEDS, Need
-from .auth import verify_shared_key
+from .access import NEEDS, AccessRegistry, Need
+from .auth import AccountRegistry, verify_shared_key
 from .errors import error
-from .oauth import Caller, verify_bearer
+from .oauth import Caller, TrustedKeys, verify_bearer
 from .protocol import Request, Response
 from .sas import delegation_key, is_sas, parse_time, verify_sas
-
-if TYPE_CHECKING:
-    from .emulator import AdlsEmulator
 
 MAX_DELEGATION_KEY_DAYS = (
     7  # https://learn.microsoft.com/en-us/rest/api/storageservices/get-user-delegation-key
 )
+
+
+class Authority(Protocol):
+    """What deciding on a request takes: the accounts' keys, their identities and role assignments,
+    the token signing keys to trust, and the time."""
+
+    accounts: AccountRegistry
+    access: AccessRegistry
+    trusted_keys: TrustedKeys
+    clock: Callable[[], float]
 
 
 def need_of(req: Request) -> Need | None:
@@ -52,7 +60,7 @@ def _rename_source_filesystem(req: Request) -> str | None:
     return segments[0] if segments else None
 
 
-def authorize(app: AdlsEmulator, req: Request, *, secure: bool) -> Caller | None:
+def authorize(app: Authority, req: Request, *, secure: bool) -> Caller | None:
     """Raise the service's StorageError unless the request may run; the caller of a bearer token."""
     key = app.accounts.key(req.account)
     if key is None:
@@ -109,7 +117,7 @@ def authorize(app: AdlsEmulator, req: Request, *, secure: bool) -> Caller | None
     return None
 
 
-def _check_roles(app: AdlsEmulator, req: Request, principal: str, need: Need) -> None:
+def _check_roles(app: Authority, req: Request, principal: str, need: Need) -> None:
     filesystems = {req.filesystem}
     source = _rename_source_filesystem(req)
     if source:
@@ -125,7 +133,7 @@ def _iso(epoch: float) -> str:
     return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def user_delegation_key(app: AdlsEmulator, req: Request, caller: Caller | None) -> Response:
+def user_delegation_key(app: Authority, req: Request, caller: Caller | None) -> Response:
     """Get User Delegation Key: a key for the caller, valid from Start to Expiry (at most 7 days ahead)."""
     if caller is None:
         raise error("AuthenticationFailed", detail="Only authentication scheme Bearer is supported")

@@ -1,42 +1,29 @@
-"""HTTP front end: keep-alive HTTP/1.1, routing, faults, auth, error bodies.
+"""HTTP front end: keep-alive HTTP/1.1 in, responses out; what to answer is the caller's.
 
-Request flow: read the whole request -> control endpoint? -> classify (dfs or
-Blob, logical operation) -> faults (latency, error, dropped connection) ->
-account lookup -> authentication and authorization (SharedKey, bearer token
-and roles, or SAS: :mod:`.security`) -> operation -> response -> request log.
+The server reads a whole request and hands it, with a request id and whether it came over TLS, to the
+``respond`` callable it was given (:func:`.dispatch.respond`, bound to an emulator): that answers a
+:class:`Reply`, or None to drop the connection without a response. The same callable can listen twice:
+plain HTTP and HTTPS (where clients send bearer tokens).
 
-The same app can listen twice: plain HTTP (SharedKey and SAS) and HTTPS (also
-bearer tokens, which clients only send over TLS).
-
-Error bodies follow each endpoint's format: dfs answers JSON
-``{"error":{"code":..,"message":..}}``, Blob answers XML ``<Error>``; both send
-``x-ms-error-code``, ``x-ms-request-id`` and ``x-ms-version``; HEAD responses
-carry no body.
+Every response carries the service's ``Server``, ``x-ms-request-id``, ``x-ms-version`` and ``Date``
+headers; HEAD responses carry no body.
 """
 
 from __future__ import annotations
 
-import json
 import socket
 import ssl
 import sys
 import threading
 import time
-import traceback
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
-from xml.sax.saxutils import escape
+from typing import Any
 
-from . import blob, control, dfs
-from .errors import StorageError, error, for_blob
-from .faults import RequestRecord
-from .protocol import Request, Response, http_date, iso_time_now
-from .routing import classify
-from .security import authorize, user_delegation_key
-
-if TYPE_CHECKING:
-    from .emulator import AdlsEmulator
+from .errors import error
+from .protocol import Request, Response, http_date, render_error
 
 _SERVER_HEADER = {
     "dfs": "Windows-Azure-HDFS/1.0 Microsoft-HTTPAPI/2.0",
@@ -45,23 +32,19 @@ _SERVER_HEADER = {
 _SMALL_BODY = 64 * 1024
 
 
-def render_error(err: StorageError, api: str, request_id: str) -> Response:
-    """The service's error response for ``err`` on the given endpoint."""
-    headers = [("x-ms-error-code", err.code), *err.headers.items()]
-    if err.status == 304 or not err.message:
-        return Response(err.status, headers)
-    message = f"{err.message}\nRequestId:{request_id}\nTime:{iso_time_now()}"
-    if api == "dfs":
-        body = json.dumps({"error": {"code": err.code, "message": message}}).encode("utf-8")
-        return Response(err.status, [("Content-Type", "application/json; charset=utf-8"), *headers], body)
-    detail = ""
-    if err.detail:
-        detail = f"<AuthenticationErrorDetail>{escape(err.detail)}</AuthenticationErrorDetail>"
-    xml = (
-        '\ufeff<?xml version="1.0" encoding="utf-8"?>'
-        f"<Error><Code>{escape(err.code)}</Code><Message>{escape(message)}</Message>{detail}</Error>"
-    )
-    return Response(err.status, [("Content-Type", "application/xml"), *headers], xml.encode("utf-8"))
+@dataclass(frozen=True)
+class Reply:
+    """A response and what its headers name: the endpoint that answered (``dfs``, ``blob`` or
+    ``control``), the ``x-ms-version`` and the client's request id to echo."""
+
+    response: Response
+    api: str
+    version: str = ""
+    client_request_id: str | None = None
+
+
+# (request, request id, over TLS) -> the reply, or None to drop the connection without one
+Respond = Callable[[Request, str, bool], Reply | None]
 
 
 class EmulatorServer(ThreadingHTTPServer):
@@ -72,10 +55,16 @@ class EmulatorServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(
-        self, address: tuple[str, int], app: AdlsEmulator, context: ssl.SSLContext | None = None
+        self,
+        address: tuple[str, int],
+        respond: Respond,
+        *,
+        context: ssl.SSLContext | None = None,
+        verbose: bool = False,
     ) -> None:
-        self.app = app
+        self.respond = respond
         self.context = context
+        self.verbose = verbose
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, Handler)
@@ -134,7 +123,7 @@ class Handler(BaseHTTPRequestHandler):
             self.server.untrack(self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:
-        if self.server.app.verbose:
+        if self.server.verbose:
             sys.stderr.write(f"adls-emulator: {self.address_string()} {format % args}\n")
 
     def do_GET(self) -> None:
@@ -178,19 +167,18 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     # -- response ----------------------------------------------------------
-    def _send(
-        self, response: Response, *, api: str, request_id: str, version: str, client_request_id: str | None
-    ) -> None:
+    def _send(self, reply: Reply, request_id: str) -> None:
+        response = reply.response
         head = self.command == "HEAD"
         lines = [f"{self.protocol_version} {response.status} {self.responses.get(response.status, ('',))[0]}"]
         headers: list[tuple[str, str]] = [
-            ("Server", _SERVER_HEADER.get(api, "adls-emulator")),
+            ("Server", _SERVER_HEADER.get(reply.api, "adls-emulator")),
             ("x-ms-request-id", request_id),
-            ("x-ms-version", version),
+            ("x-ms-version", reply.version),
             ("Date", http_date(time.time())),
         ]
-        if client_request_id:
-            headers.append(("x-ms-client-request-id", client_request_id))
+        if reply.client_request_id:
+            headers.append(("x-ms-client-request-id", reply.client_request_id))
         headers += response.headers
         length = len(response.body)
         if head and response.content_length is not None:
@@ -219,7 +207,6 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- main flow ---------------------------------------------------------
     def _serve(self) -> None:
-        app = self.server.app
         request_id = str(uuid.uuid4())
         raw_path, _, raw_query = self.path.partition("?")
         try:
@@ -227,61 +214,11 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, OSError):
             self.close_connection = True
             unreadable = error("InvalidInput", "The request body could not be read.")
-            self._send(
-                render_error(unreadable, "blob", request_id),
-                api="blob", request_id=request_id, version="", client_request_id=None,
-            )
+            self._send(Reply(render_error(unreadable, "blob", request_id), api="blob"), request_id)
             return
-
-        if raw_path == "/__emulator" or raw_path.startswith("/__emulator/"):
-            self._send(
-                control.handle(app, self.command, raw_path, body),
-                api="control", request_id=request_id, version="", client_request_id=None,
-            )
-            return
-
         req = Request(self.command, raw_path, raw_query, list(self.headers.items()), body)
-        req.api, req.operation = classify(req)
-        outcome = app.faults.match(req.operation, req.account, req.resource_path)
-        if outcome.latency > 0:
-            time.sleep(outcome.latency)
-        fault = outcome.fault
-        if fault is not None and fault.drop_connection:
-            app.log.append(RequestRecord(req.method, req.operation, req.account, req.resource_path, 0))
+        reply = self.server.respond(req, request_id, self.server.secure)
+        if reply is None:
             self._drop()
             return
-
-        if fault is not None and fault.status is not None:
-            injected = StorageError(fault.status, fault.code, fault.message)
-            response = render_error(injected, req.api, request_id)
-        else:
-            response = self._execute(app, req, request_id)
-        # Log before answering: once a client has its response, the record is visible.
-        record = RequestRecord(req.method, req.operation, req.account, req.resource_path, response.status)
-        app.log.append(record)
-        self._send(
-            response,
-            api=req.api,
-            request_id=request_id,
-            version=req.version,
-            client_request_id=req.header("x-ms-client-request-id"),
-        )
-
-    def _execute(self, app: AdlsEmulator, req: Request, request_id: str) -> Response:
-        try:
-            if not req.account:
-                raise error("InvalidUri")
-            caller = authorize(app, req, secure=self.server.secure)
-            if req.operation == "userDelegationKey":
-                return user_delegation_key(app, req, caller)
-            if req.api == "dfs":
-                return dfs.handle(app.store, req)
-            return blob.handle(app.store, req, self.headers.get("Host") or "127.0.0.1")
-        except StorageError as err:
-            return render_error(for_blob(err) if req.api == "blob" else err, req.api, request_id)
-        except Exception:  # a bug in the emulator: answer like the service's 500, keep serving
-            traceback.print_exc(file=sys.stderr)
-            internal = StorageError(
-                500, "InternalError", "Server encountered an internal error. Please retry the request."
-            )
-            return render_error(internal, req.api, request_id)
+        self._send(reply, request_id)

@@ -417,7 +417,7 @@ class Store:
                 moved += self._descendants(source_fs, source_path)
             nodes = [(old, self._detach(source_fs, old)) for old in moved]
             for old, node in nodes:
-                self._attach(fs, path + old[len(source_path):], node)
+                self._attach(fs, path + old[len(source_path) :], node)
             self.persistence.mark_dirty()
             return self._info(path, source)
 

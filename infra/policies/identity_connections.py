@@ -74,6 +74,16 @@ def _text(deployment: Deployment, template: Template, expr: Expr) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _user_assigned(at: str, prefix: str, credential: str | None, suffixes: set[str]) -> list[str]:
+    """With only user-assigned identities, a connection names the credential and the identity."""
+    problems = []
+    if (credential or "").lower() != "managedidentity":
+        problems.append(f"{at}: {prefix}__credential must be 'managedidentity' (user-assigned)")
+    if not {"clientid", "managedidentityresourceid"} & suffixes:
+        problems.append(f"{at}: {prefix}__clientId is missing (user-assigned)")
+    return problems
+
+
 class IdentityConnections(ResourcePolicy):
     def __init__(self) -> None:
         categories = (CheckCategories.IAM, CheckCategories.SECRETS)
@@ -107,10 +117,7 @@ class IdentityConnections(ResourcePolicy):
             if user_assigned_only:
                 credential = by_name.get(f"{key}__credential")
                 text = _text(deployment, template, credential[1]) if credential else None
-                if (text or "").lower() != "managedidentity":
-                    problems.append(f"{at}: {prefix}__credential must be 'managedidentity' (user-assigned)")
-                if not {"clientid", "managedidentityresourceid"} & suffixes:
-                    problems.append(f"{at}: {prefix}__clientId is missing (user-assigned)")
+                problems += _user_assigned(at, prefix, text, suffixes)
 
         for setting, value, where in by_name.values():
             text = _text(deployment, template, value)
@@ -118,6 +125,16 @@ class IdentityConnections(ResourcePolicy):
                 continue  # a reference resolved with the site's identity: the secret stays in Key Vault
             problems += [f"{found} ({setting})" for found in key_material(deployment, template, value, where)]
 
+        problems += self.telemetry(deployment, template, at, by_name)
+        problems += self.deployment_storage(deployment, template, at, resource)
+        return problems
+
+    @staticmethod
+    def telemetry(
+        deployment: Deployment, template: Template, at: str, by_name: Mapping[str, tuple[str, Expr, str]]
+    ) -> list[str]:
+        """Application Insights ingests with Entra ID, never with the instrumentation key."""
+        problems = []
         if "appinsights_instrumentationkey" in by_name:
             where = by_name["appinsights_instrumentationkey"][2]
             problems.append(f"{where}: ingestion with the instrumentation key")
@@ -129,8 +146,6 @@ class IdentityConnections(ResourcePolicy):
                     f"{at}: APPLICATIONINSIGHTS_CONNECTION_STRING without APPLICATIONINSIGHTS_AUTHENTICATION"
                     "_STRING '...Authorization=AAD' sends telemetry with the instrumentation key"
                 )
-
-        problems += self.deployment_storage(deployment, template, at, resource)
         return problems
 
     @staticmethod

@@ -12,7 +12,7 @@ import pytest
 
 from devstack.functions import registered_functions
 from devstack.host import template_settings
-from devstack.ncrontab import Schedule
+from devstack.schedule import Schedule
 from devstack.triggers import ScheduleStatus, TimerTrigger, check_past_due, wait_until
 from tests.conformance import sources
 
