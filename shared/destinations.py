@@ -22,7 +22,7 @@ from azure.storage.filedatalake import DataLakeServiceClient, FileSystemClient
 
 from shared.delivery import FileGone, FileInfo, FileSink, PositionConflict
 from shared.model import AdlsDestination, BlobDestination, Destination
-from shared.outcomes import WriteFailure, classify, error_code, is_storage_error
+from shared.outcomes import STORAGE_ERRORS, WriteFailure, classify, error_code, is_storage_error
 
 T = TypeVar("T")
 
@@ -93,7 +93,7 @@ class DestinationClients:
                 self.container(destination).create_container()
         except ResourceExistsError:
             pass
-        except Exception as error:
+        except STORAGE_ERRORS as error:
             raise classify(error) from None
 
     def probe(self, destination: Destination) -> WriteFailure | None:
@@ -103,7 +103,7 @@ class DestinationClients:
                 self.filesystem(destination).get_file_system_properties()
             else:
                 self.container(destination).get_container_properties()
-        except Exception as error:
+        except STORAGE_ERRORS as error:
             return classify(error)
         return None
 
@@ -120,16 +120,19 @@ class DestinationClients:
             sink.create(path)
             sink.append(path, b"\n", 0)
             self._delete(destination, path)
-        except Exception as error:
+        except STORAGE_ERRORS as error:
             self._clean_up(destination, path)
             return classify(error)
+        except BaseException:
+            self._clean_up(destination, path)
+            raise
         return None
 
     def _clean_up(self, destination: Destination, path: str) -> None:
         """Delete a failed check's probe, if it was made (its create may have landed unanswered)."""
         try:
             self._delete(destination, path)
-        except Exception:  # noqa: S110  # nothing made, or the storage refuses: the check already failed
+        except Exception:  # noqa: S110, BLE001  # nothing made, or refused: the check failed already
             pass
 
     def _delete(self, destination: Destination, path: str) -> None:
@@ -270,20 +273,21 @@ def write_with_retry(write: Callable[[], T], *, deadline: float, attempts: int =
     started = time.monotonic()
     try:
         return write()
-    except Exception as error:
-        if attempts <= 1 or not _retryable(error):
+    except STORAGE_ERRORS as error:
+        left = deadline - (time.monotonic() - started)
+        if attempts <= 1 or left <= 0 or not _retryable(error):
             raise classify(error) from None
     try:
         for attempt in stamina.retry_context(
             on=_retryable,
             attempts=attempts - 1,
-            timeout=max(0.0, deadline - (time.monotonic() - started)),
+            timeout=left,
             wait_initial=0.2,
             wait_max=4.0,
         ):
             with attempt:
                 return write()
-    except Exception as error:
+    except STORAGE_ERRORS as error:
         raise classify(error) from None
     raise AssertionError("unreachable: stamina either returns or raises")
 

@@ -153,7 +153,7 @@ class Exports:
         of one row: what went wrong is ours or the data's, never the customer's storage)."""
         try:
             return self._from_entity(entity)
-        except Exception as error:  # any defect of one row stays with that row
+        except Exception as error:  # noqa: BLE001  # any defect of one row stays with that row
             project_id, export_id = str(entity.get("PartitionKey", "")), str(entity.get("RowKey", ""))
             reason = (
                 str(error) if isinstance(error, SealError) else f"{type(error).__name__} in the stored row"

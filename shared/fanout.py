@@ -44,7 +44,7 @@ class _Batch(Generic[T]):
                 self._fanout._wake(self)
             try:
                 outcome: T | BaseException = self.calls[index]()
-            except BaseException as error:  # handed to the caller of `run`, which decides
+            except BaseException as error:  # noqa: BLE001  # handed to the caller of `run`, which decides
                 outcome = error
             self.outcomes[index] = outcome
             with self._count:

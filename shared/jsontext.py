@@ -108,64 +108,81 @@ _VALUE, _VALUE_OR_CLOSE, _KEY, _KEY_OR_CLOSE, _COLON, _AFTER = range(6)
 
 def _walk(text: str, key: str) -> Top:
     """The grammar of RFC 8259 over tokens, with an explicit stack: any depth, one pass."""
-    closers: list[str] = []  # the closing bracket each open container waits for
-    expect = _VALUE
+    walker = _Walker(key)
     position = 0
-    is_object = False
-    member: str | None = None
-    found = capturing = False  # the first top-level `key` seen; its value is next
     while True:
         token = _TOKEN.match(text, position)
         if token is None:
             where = _REST_IS_WHITESPACE.match(text, position).end()  # type: ignore[union-attr]
             what = "text ends early" if where == len(text) else "unexpected character"
             raise NotJson(f"{what} at character {where}")
-        kind = token.lastgroup
         position = token.end()
-        if expect in (_VALUE, _VALUE_OR_CLOSE):
-            if kind == "close" and expect == _VALUE_OR_CLOSE and text[position - 1] == "]":
-                closers.pop()
-                expect = _AFTER
-            elif kind in ("open", "string", "scalar"):
-                if len(closers) > MAX_DEPTH:
-                    raise TooDeep(f"a value sits inside more than {MAX_DEPTH} arrays and objects")
-                if capturing and kind == "string":
-                    member = _string(token)
-                capturing = False
-                if kind == "open":
-                    opener = text[position - 1]
-                    if not closers:
-                        is_object = opener == "{"
-                    closers.append("}" if opener == "{" else "]")
-                    expect = _KEY_OR_CLOSE if opener == "{" else _VALUE_OR_CLOSE
-                    continue
-                expect = _AFTER
-            else:
-                raise NotJson(f"a value was expected at character {token.start(kind or 0)}")
-        elif expect in (_KEY, _KEY_OR_CLOSE):
-            if kind == "string":
-                if len(closers) == 1 and not found:
-                    found = capturing = _string(token) == key
-                expect = _COLON
-            elif kind == "close" and expect == _KEY_OR_CLOSE and text[position - 1] == "}":
-                closers.pop()
-                expect = _AFTER
-            else:
-                raise NotJson(f"a member's key was expected at character {token.start(kind or 0)}")
-        elif expect == _COLON:
+        walker.step(token, text[position - 1])
+        if walker.expect == _AFTER and not walker.closers:
+            rest = _REST_IS_WHITESPACE.match(text, position).end()  # type: ignore[union-attr]
+            if rest != len(text):
+                raise NotJson(f"extra data at character {rest}")
+            return Top(walker.is_object, walker.member)
+
+
+class _Walker:
+    """Where `_walk` stands: what may come next, the open containers, and the member it looks for."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.closers: list[str] = []  # the closing bracket each open container waits for
+        self.expect = _VALUE
+        self.is_object = False
+        self.member: str | None = None
+        self.found = self.capturing = False  # the first top-level `key` seen; its value is next
+
+    def step(self, token: re.Match[str], last: str) -> None:
+        """Take one token (`last`: its last character, the bracket of an open or a close)."""
+        kind = token.lastgroup
+        if self.expect in (_VALUE, _VALUE_OR_CLOSE):
+            self._value(token, kind, last)
+        elif self.expect in (_KEY, _KEY_OR_CLOSE):
+            self._key(token, kind, last)
+        elif self.expect == _COLON:
             if kind != "colon":
                 raise NotJson(f"':' was expected at character {token.start(kind or 0)}")
-            expect = _VALUE
-        elif kind == "comma" and closers:
-            expect = _KEY if closers[-1] == "}" else _VALUE
-        elif kind == "close" and closers and text[position - 1] == closers[-1]:
-            closers.pop()
+            self.expect = _VALUE
+        elif kind == "comma" and self.closers:
+            self.expect = _KEY if self.closers[-1] == "}" else _VALUE
+        elif kind == "close" and self.closers and last == self.closers[-1]:
+            self.closers.pop()
         else:
             raise NotJson(
                 f"',' or the end of the array or object was expected at character {token.start(kind or 0)}"
             )
-        if expect == _AFTER and not closers:
-            rest = _REST_IS_WHITESPACE.match(text, position).end()  # type: ignore[union-attr]
-            if rest != len(text):
-                raise NotJson(f"extra data at character {rest}")
-            return Top(is_object, member)
+
+    def _value(self, token: re.Match[str], kind: str | None, last: str) -> None:
+        if kind == "close" and self.expect == _VALUE_OR_CLOSE and last == "]":
+            self.closers.pop()
+            self.expect = _AFTER
+            return
+        if kind not in ("open", "string", "scalar"):
+            raise NotJson(f"a value was expected at character {token.start(kind or 0)}")
+        if len(self.closers) > MAX_DEPTH:
+            raise TooDeep(f"a value sits inside more than {MAX_DEPTH} arrays and objects")
+        if self.capturing and kind == "string":
+            self.member = _string(token)
+        self.capturing = False
+        if kind != "open":
+            self.expect = _AFTER
+            return
+        if not self.closers:
+            self.is_object = last == "{"
+        self.closers.append("}" if last == "{" else "]")
+        self.expect = _KEY_OR_CLOSE if last == "{" else _VALUE_OR_CLOSE
+
+    def _key(self, token: re.Match[str], kind: str | None, last: str) -> None:
+        if kind == "string":
+            if len(self.closers) == 1 and not self.found:
+                self.found = self.capturing = _string(token) == self.key
+            self.expect = _COLON
+        elif kind == "close" and self.expect == _KEY_OR_CLOSE and last == "}":
+            self.closers.pop()
+            self.expect = _AFTER
+        else:
+            raise NotJson(f"a member's key was expected at character {token.start(kind or 0)}")

@@ -110,18 +110,21 @@ def classify(error: BaseException) -> WriteFailure:
     raise error
 
 
+STORAGE_ERRORS = (
+    WriteFailure,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+    ConnectionError,
+    TimeoutError,
+    ConflictsPersist,
+)
+"""The errors `classify` turns into a customer's cause: what to catch around a call to their storage."""
+
+
 def is_storage_error(error: BaseException) -> bool:
     """Whether an error is one `classify` turns into a customer's cause."""
-    return isinstance(
-        error,
-        WriteFailure
-        | HttpResponseError
-        | ServiceRequestError
-        | ServiceResponseError
-        | ConnectionError
-        | TimeoutError
-        | ConflictsPersist,
-    )
+    return isinstance(error, STORAGE_ERRORS)
 
 
 def _is_name_resolution(error: BaseException) -> bool:

@@ -444,7 +444,7 @@ class Exporter:
             return written if written is FORGOTTEN else _Written(written, held_through)
         except WriteFailure as failure:
             return _Failed(progress.state, failure=failure)
-        except Exception as error:  # a fault of ours: contained to this file
+        except Exception as error:  # noqa: BLE001  # a fault of ours: contained to this file
             return _Failed(progress.state, fault=error)
 
     def _with_backlog(self, work: _Work, record: FileRecord, partition: str) -> tuple[list[Line], int]:

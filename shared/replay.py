@@ -59,7 +59,7 @@ from shared.ledger import (
 )
 from shared.location import comparison
 from shared.model import AdlsDestination, Export, ExportStatus, ReplayPlacement
-from shared.outcomes import WriteFailure, classify
+from shared.outcomes import STORAGE_ERRORS, classify
 
 log = logging.getLogger("signals_export.replay")
 
@@ -249,9 +249,7 @@ class Replayer:
                 if self._pass(export, item, file, record, outcome):
                     self._note(export, outcome)
                     return outcome
-        except WriteFailure:
-            raise
-        except Exception as error:
+        except STORAGE_ERRORS as error:
             raise classify(error) from None
         self._note(export, outcome)
         outcome.done = False

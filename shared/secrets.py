@@ -12,6 +12,7 @@ import binascii
 import os
 from collections.abc import Sequence
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.model import Secret
@@ -64,7 +65,7 @@ class KeyBox:
         aead = self._keys[self._ids.index(key_id)]
         try:
             return Secret(aead.decrypt(raw[:12], raw[12:], context.encode()).decode())
-        except Exception:
+        except (InvalidTag, ValueError):  # tampered, another context, a short payload, not UTF-8
             raise SealError("sealed key does not open under the configured service key") from None
 
     def is_current(self, sealed: str) -> bool:

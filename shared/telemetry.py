@@ -86,7 +86,7 @@ def configure(env: Mapping[str, str] | None = None) -> bool:
                 logger_name=LOGGER_NAME,
                 instrumentation_options={name: {"enabled": False} for name in _QUIET_INSTRUMENTATIONS},
             )
-        except Exception as error:  # telemetry must never stop the exports: run without it
+        except Exception as error:  # noqa: BLE001  # telemetry must never stop the exports
             # The type only: the message could quote the connection string.
             log.error("telemetry not configured", extra={"error": type(error).__name__})
             _configured = False

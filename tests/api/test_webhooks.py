@@ -111,7 +111,9 @@ def _hooked(service: Runtime, project: str, webhook: str) -> str:
     """Store an export of the project with this webhook; the queued message that notifies it."""
     export_id = f"hook-{uuid.uuid4().hex[:8]}"
     destination = AdlsDestination("https://acct.dfs.core.windows.net", "fs", "", Secret("a2V5LWtleS1rZXk="))
-    service.exports.put(Export(project, export_id, destination, webhook=webhook, webhook_secret=Secret(SECRET)))
+    service.exports.put(
+        Export(project, export_id, destination, webhook=webhook, webhook_secret=Secret(SECRET))
+    )
     return orjson.dumps({"projectId": project, "exportId": export_id, "event": EVENT}).decode()
 
 

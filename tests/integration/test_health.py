@@ -330,7 +330,9 @@ def test_a_slow_webhook_receiver_does_not_hold_up_the_health_check(
             run_health_check()
         assert slow.received == [], "the health check called the receiver"
         assert status(local, export) is ExportStatus.POSTPONED
-        assert local.health_view.of(export.project_id, export.export_id)["history"][-1]["notified"] == "queued"
+        assert (
+            local.health_view.of(export.project_id, export.export_id)["history"][-1]["notified"] == "queued"
+        )
         gate.set()
         assert _notify(local).drain() == 1
         assert len(slow.received) == 1
