@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 
 from devstack.tokens import ROLE_LEVELS, TokenIssuer, roles_for
 from shared.api.rules import ID_RULE, valid_id
-from shared.environment import listing
+from shared.settings import AppSettings
 
 PATH = "/_local/signin"
 ROLES = (*ROLE_LEVELS, "admin")
@@ -35,11 +35,10 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 def available(settings: Mapping[str, str], issuer: TokenIssuer | None) -> bool:
     """Whether the API trusts the development issuer's tokens (its AUTH_ISSUER and AUTH_AUDIENCE)."""
-    return (
-        issuer is not None
-        and issuer.issuer in listing(settings, "AUTH_ISSUER")
-        and issuer.audience in listing(settings, "AUTH_AUDIENCE")
-    )
+    if issuer is None:
+        return False
+    trusted = AppSettings.read(settings)
+    return issuer.issuer in trusted.auth_issuers and issuer.audience in trusted.auth_audiences
 
 
 def check_origin(request: Request) -> None:

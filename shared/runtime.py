@@ -26,7 +26,6 @@ from shared.api.operations import ApiServices
 from shared.cleanup import ExportCleanup
 from shared.deadletter import DeadLetters
 from shared.destinations import AppendBlobSink, DestinationClients
-from shared.environment import SettingsError
 from shared.exports import ExportRegistry, Exports
 from shared.fanout import Fanout
 from shared.health.check import HealthCheck
@@ -39,7 +38,7 @@ from shared.pipeline import Exporter
 from shared.replay import Replayer, ReplayQueue
 from shared.resume import Resumer
 from shared.secrets import KeyBox
-from shared.settings import Settings
+from shared.settings import Settings, SettingsError
 from shared.storage import ServiceStorage
 
 if TYPE_CHECKING:

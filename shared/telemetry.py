@@ -32,7 +32,6 @@ check, stale when the timer has moved to another instance or the export is gone.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -40,6 +39,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics
+
+from shared.settings import AppSettings, SettingsError
 
 if TYPE_CHECKING:
     from shared.health.records import HealthRecord
@@ -71,13 +72,18 @@ def configure(env: Mapping[str, str] | None = None) -> bool:
     with _lock:
         if _configured is not None:
             return _configured
-        env = os.environ if env is None else env
-        connection_string = env.get(CONNECTION_STRING, "").strip()
+        try:
+            settings = AppSettings.read(env)
+        except SettingsError as error:  # the runtime reports it; telemetry must not stop the app
+            log.error("telemetry not configured: %s", error)
+            _configured = False
+            return False
+        connection_string = settings.telemetry_connection_string
         if not connection_string:
             _configured = False
             return False
         try:
-            credential = _credential(env.get(AUTHENTICATION_STRING, ""))
+            credential = _credential(settings.telemetry_authentication)
             from azure.monitor.opentelemetry import configure_azure_monitor  # costly: only when on
 
             configure_azure_monitor(

@@ -13,11 +13,10 @@ Read from the environment on first use (not at import), or built directly by tes
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared.environment import flag, listing
+from shared.settings import AppSettings
 
 
 @dataclass(frozen=True)
@@ -37,11 +36,12 @@ class ApiSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
-        env = os.environ if env is None else env
+        """The API's settings among the app settings (shared.settings.AppSettings)."""
+        app = AppSettings.read(env)
         return cls(
-            issuers=listing(env, "AUTH_ISSUER"),
-            audiences=listing(env, "AUTH_AUDIENCE"),
-            jwks_uri=env.get("AUTH_JWKS_URI", "").strip(),
-            jwks=env.get("AUTH_JWKS", "").strip(),
-            trust_app_service_auth=flag(env, "TRUST_APP_SERVICE_AUTH"),
+            issuers=app.auth_issuers,
+            audiences=app.auth_audiences,
+            jwks_uri=app.auth_jwks_uri,
+            jwks=app.auth_jwks,
+            trust_app_service_auth=app.trust_app_service_auth,
         )

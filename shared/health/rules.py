@@ -7,14 +7,12 @@ States: `active` writes; `postponed` writes nothing and keeps every matching sig
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from shared.counters import Counters
-from shared.environment import number
 from shared.model import ExportStatus
 from shared.outcomes import Cause
 
@@ -69,7 +67,7 @@ HINTS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class HealthPolicy:
-    """Thresholds of the health check; each is a setting (see README)."""
+    """Thresholds of the health check; each is a setting (shared.settings, the README)."""
 
     window_ticks: int = 5  # HEALTH_WINDOW_TICKS: how many recent checks the success rate covers
     fatal_min_failures: int = 1  # HEALTH_FATAL_MIN_FAILURES: failed writes, none succeeding, in one check
@@ -77,25 +75,6 @@ class HealthPolicy:
     min_success_rate: float = 0.5  # HEALTH_MIN_SUCCESS_RATE: below it, persistent failures postpone
     retention: timedelta = timedelta(days=7)  # BACKLOG_RETENTION_DAYS
     probe_every: timedelta = timedelta(minutes=1)  # HEALTH_PROBE_SECONDS
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> HealthPolicy:
-        env = os.environ if env is None else env
-        default = cls()
-        return cls(
-            window_ticks=int(number(env, "HEALTH_WINDOW_TICKS", default.window_ticks, whole=True)),
-            fatal_min_failures=int(
-                number(env, "HEALTH_FATAL_MIN_FAILURES", default.fatal_min_failures, whole=True)
-            ),
-            persistent_ticks=int(
-                number(env, "HEALTH_PERSISTENT_TICKS", default.persistent_ticks, whole=True)
-            ),
-            min_success_rate=number(
-                env, "HEALTH_MIN_SUCCESS_RATE", default.min_success_rate, low=0.0, high=1.0
-            ),
-            retention=timedelta(days=number(env, "BACKLOG_RETENTION_DAYS", 7)),
-            probe_every=timedelta(seconds=number(env, "HEALTH_PROBE_SECONDS", 60, low=0.0)),
-        )
 
 
 @dataclass(frozen=True)

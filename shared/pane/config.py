@@ -14,7 +14,7 @@ its development sign-in instead). Pure: the settings come in, a value goes out.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -87,11 +87,11 @@ def client_id_of(audiences: Sequence[str], configured: str = "") -> str | None:
 
 
 def entra_sign_in(
-    issuers: Sequence[str], audiences: Sequence[str], env: Mapping[str, str]
+    issuers: Sequence[str], audiences: Sequence[str], client_id: str = ""
 ) -> EntraSignIn | None:
     """The Microsoft sign-in for the API's issuers and audiences, or None when it cannot be offered."""
     authority = next((a for a in map(authority_of, issuers) if a), None)
-    client_id = client_id_of(audiences, env.get(CLIENT_ID_SETTING, ""))
-    if authority is None or client_id is None or not audiences:
+    chosen = client_id_of(audiences, client_id)
+    if authority is None or chosen is None or not audiences:
         return None
-    return EntraSignIn(client_id, authority, (f"{audiences[0].rstrip('/')}/.default",))
+    return EntraSignIn(chosen, authority, (f"{audiences[0].rstrip('/')}/.default",))

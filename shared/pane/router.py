@@ -14,7 +14,6 @@ and, when Microsoft sign-in is on, the Entra authority.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -23,6 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from shared.pane.config import EntraSignIn, TrustedIssuers, entra_sign_in
+from shared.settings import AppSettings
 
 PORTAL = "/api/portal"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -110,7 +110,7 @@ def sign_in(request: Request) -> EntraSignIn | None:
     if authenticator is None:
         return None
     trusted: TrustedIssuers = authenticator.settings
-    return entra_sign_in(trusted.issuers, trusted.audiences, os.environ)
+    return entra_sign_in(trusted.issuers, trusted.audiences, AppSettings.read().portal_client_id)
 
 
 router = APIRouter(include_in_schema=False)

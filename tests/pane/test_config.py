@@ -57,7 +57,7 @@ def test_the_client_id_is_the_configured_one_else_the_guid_audience() -> None:
 def test_the_development_issuer_offers_no_microsoft_sign_in() -> None:
     """The local host's issuer and audience are not Entra's: the pane offers its development sign-in."""
     assert (
-        entra_sign_in(("https://login.signals-export.localhost/dev/v2.0",), ("api://signals-export-dev",), {})
+        entra_sign_in(("https://login.signals-export.localhost/dev/v2.0",), ("api://signals-export-dev",))
         is None
     )
 
@@ -65,9 +65,7 @@ def test_the_development_issuer_offers_no_microsoft_sign_in() -> None:
 def test_the_scope_is_the_apis_first_audience() -> None:
     """The token is asked for the API (its first audience), so it carries the API's app roles."""
     issuers = (f"https://login.microsoftonline.com/{TENANT}/v2.0",)
-    signin = entra_sign_in(
-        issuers, ("api://signals-export", CLIENT), {"PORTAL_CLIENT_ID": str(uuid.UUID(int=7))}
-    )
+    signin = entra_sign_in(issuers, ("api://signals-export", CLIENT), str(uuid.UUID(int=7)))
     assert signin is not None
     assert signin.scopes == ("api://signals-export/.default",)
     assert signin.client_id == str(uuid.UUID(int=7))

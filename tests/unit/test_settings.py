@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from shared.health.rules import HealthPolicy
-from shared.settings import Settings, SettingsError
+from shared.settings import AppSettings, Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
 BICEP = ROOT / "infra" / "app" / "api.bicep"
@@ -120,15 +120,24 @@ def code_files() -> list[Path]:
 
 
 def settings_the_code_reads() -> dict[str, list[str]]:
-    """Each setting the code reads, with the files that read it."""
+    """Each setting the code reads, with where: the one model (shared/settings.py's AppSettings),
+    and the settings function_app.py's bindings name."""
+    read: dict[str, list[str]] = {}
+    for field in AppSettings.model_fields.values():
+        assert field.alias, "every app setting is named by its alias"
+        read.setdefault(field.alias, []).append("shared/settings.py")
+    for name in settings_bound_by((ROOT / "function_app.py").read_text()):
+        read.setdefault(name, []).append("function_app.py")
+    return read
+
+
+def settings_read_outside_the_model() -> dict[str, list[str]]:
+    """Settings some code reads from the environment itself, beside the model."""
     read: dict[str, list[str]] = {}
     sources = {path: path.read_text() for path in code_files()}
     everywhere = {k: v for source in sources.values() for k, v in module_constants(source).items()}
     for path, source in sources.items():
-        names = settings_read_by(source, everywhere)
-        if path.name == "function_app.py":
-            names |= settings_bound_by(source)
-        for name in names:
+        for name in settings_read_by(source, everywhere):
             read.setdefault(name, []).append(str(path.relative_to(ROOT)))
     return read
 
@@ -177,16 +186,36 @@ def test_the_collectors_find_what_the_code_obviously_reads() -> None:
     """The parsers are not blind: known reads of each kind are found."""
     read = settings_the_code_reads()
     assert {
-        "EXPORT_CACHE_SECONDS",  # env.get through a helper (_number)
-        "HEALTH_WINDOW_TICKS",  # env.get in shared/health.py
-        "AzureWebJobsStorage__blobServiceUri",  # env.get
+        "EXPORT_CACHE_SECONDS",
+        "HEALTH_WINDOW_TICKS",
+        "AzureWebJobsStorage__blobServiceUri",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
         "HEALTH_SCHEDULE",  # %HEALTH_SCHEDULE% in a decorator
         "EventHubConnection",  # connection="EventHubConnection"
-        "APPLICATIONINSIGHTS_CONNECTION_STRING",  # env.get(CONNECTION_STRING, ...), a constant
     } <= read.keys(), sorted(read)
+    direct = """
+NAME = "FROM_A_CONSTANT"
+def f(env, os):
+    env.get("A_GET"); os.environ["A_SUBSCRIPT"]; os.getenv("A_GETENV"); _number(env, "A_HELPER")
+    return "AN_IN" in env, env.get(NAME)
+"""
+    assert settings_read_by(direct) == {
+        "A_GET",
+        "A_SUBSCRIPT",
+        "A_GETENV",
+        "A_HELPER",
+        "AN_IN",
+        "FROM_A_CONSTANT",
+    }
     assert "EVENTHUB_NAME" in bicep_app_settings()
     assert is_optional(readme_settings()["WRITE_CONCURRENCY"])
     assert not is_optional(readme_settings()["AzureWebJobsStorage__queueServiceUri"])
+
+
+def test_no_code_reads_a_setting_beside_the_model() -> None:
+    """Every app setting is read through shared/settings.py's AppSettings: one list of them, with
+    types, defaults and bounds, for the infrastructure and the README to be checked against."""
+    assert settings_read_outside_the_model() == {}
 
 
 def test_every_setting_the_code_reads_is_set_by_the_infrastructure_or_documented_as_optional() -> None:
@@ -341,9 +370,9 @@ def test_a_malformed_setting_fails_naming_itself(name: str, value: str) -> None:
     ],
 )
 def test_the_health_policy_names_a_malformed_setting(name: str, value: str) -> None:
-    """HealthPolicy.from_env on its own raises a ValueError that names the setting."""
+    """The health policy's settings, read on their own (as the API's are), name themselves when malformed."""
     with pytest.raises(ValueError, match=name):
-        HealthPolicy.from_env({name: value})
+        AppSettings.read({name: value}).health()
 
 
 def test_well_formed_settings_are_read() -> None:
