@@ -114,6 +114,7 @@ class _File:
     key: str  # the ledger's name for the file (target.key)
     ends: float  # when its time bucket ends, POSIX seconds
     work: tuple[ExportKey, str]  # one _Work per batch has this key
+    owner: str  # the mark of the files the export's writer for this partition creates
 
 
 @dataclass(slots=True)
@@ -378,7 +379,14 @@ class Exporter:
             target = file_for(export, name, at, partition)
             file_key = target.key
             files.append(
-                _File(export, target, file_key, target.bucket_end.timestamp(), (export.key, file_key))
+                _File(
+                    export,
+                    target,
+                    file_key,
+                    target.bucket_end.timestamp(),
+                    (export.key, file_key),
+                    export.owner(partition),
+                )
             )
         plan = _Plan(exports, files, dropped)
         if len(self._plans) >= _PLANS_KEPT:
@@ -433,7 +441,7 @@ class Exporter:
                     file.target.path,
                     lines,
                     record.state if record is not None else None,
-                    owner=export.owner(partition),
+                    owner=file.owner,
                     authority=authority.of(export.key, file.key, file.ends),
                     encoded=encoded,
                     progress=progress,
@@ -542,7 +550,7 @@ class Exporter:
             backlog.path,
             backlog_lines(lines),
             known,
-            owner=export.owner(partition),
+            owner=file.owner,
             authority=authority.of(export.key, backlog.ledger_key, file.ends),
             same=comparison(export.location),
         )
