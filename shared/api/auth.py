@@ -261,9 +261,7 @@ class Authenticator:
         with self._lock:
             if self._keys is None:
                 try:
-                    self._keys = (
-                        LocalKeys(settings.jwks) if settings.jwks else RemoteKeys(settings.jwks_uri)
-                    )
+                    self._keys = LocalKeys(settings.jwks) if settings.jwks else RemoteKeys(settings.jwks_uri)
                 except (OSError, ValueError, jwt.PyJWTError) as error:
                     log.error("AUTH_JWKS cannot be read", extra={"reason": type(error).__name__})
                     raise ApiError(
