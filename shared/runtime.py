@@ -36,7 +36,7 @@ from shared.ledger import PartitionLedger, partition_key
 from shared.location import Locator
 from shared.notify import Notifier, Webhooks
 from shared.pipeline import Exporter
-from shared.replay import Replayer, ReplayQueue
+from shared.replay import Replayer, ReplayFiles, ReplayQueue
 from shared.resume import Resumer
 from shared.secrets import KeyBox
 from shared.settings import Settings
@@ -192,12 +192,17 @@ class Runtime:
         )
 
     @cached_property
+    def replay_files(self) -> ReplayFiles:
+        return ReplayFiles(self.destinations)
+
+    @cached_property
     def replayer(self) -> Replayer:
         return Replayer(
             exports=self.exports,
             backlog=self.backlog_container,
             ledger_table=self.ledger_table,
             destinations=self.destinations,
+            files=self.replay_files,
             queue=self.replay_queue,
             notes=self.health_records,
             hub=self.settings.eventhub_name,
