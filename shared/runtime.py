@@ -48,7 +48,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Runtime:
-    """The service's parts, wired from one Settings."""
+    """The service's parts, wired from one Settings. Each part is a property built on first use, so
+    an instance with one part of its own (a test's faulty one) is a subclass that overrides it."""
 
     settings: Settings
     request_hook: Callable[[Any], None] | None = None  # sees every storage request (counting)
