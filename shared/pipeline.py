@@ -218,7 +218,7 @@ class Exporter:
         self._faulted: tuple[tuple[str, int, int] | None, int] = (None, 0)  # the last batch that faulted
 
     @property
-    def _reader(self) -> SignalReader:
+    def reader(self) -> SignalReader:
         """One SignalReader (one simdjson parser) per thread: a parser cannot serve two batches at once,
         and the worker may run invocations in several threads (PYTHON_THREADPOOL_THREAD_COUNT)."""
         reader: SignalReader | None = getattr(self._readers, "reader", None)
@@ -306,7 +306,7 @@ class Exporter:
     # 1. read
 
     def _read(self, batch: EventBatch, report: BatchReport) -> dict[Group, list[Line]]:
-        groups, rejections = self._reader.group(batch.events)
+        groups, rejections = self.reader.group(batch.events)
         report.signals = len(batch.events) - len(rejections)
         report.dead_lettered = self._dead_letters.put(batch.partition, rejections)
         for rejection in rejections:
