@@ -108,9 +108,12 @@ class FileRecord:
 _RANK = {Hold.LIVE: 0, Hold.HELD: 1, Hold.CATCHING: 1, Hold.CLOSED: 2}
 
 
-def _order(record: FileRecord) -> tuple[int, int, int, float]:
+def _order(record: FileRecord) -> tuple[int, int, int, float, int, float]:
+    """The later view first by state, then by hold; claims and holds by when they were made. The last
+    two only break ties, so that a join is the same whichever view it is called on."""
     rank = _RANK[record.hold]
-    return (record.state.length, record.state.last_sequence, rank, record.since if rank == 1 else 0.0)
+    since = record.since if rank == 1 else 0.0
+    return (record.state.length, record.state.last_sequence, rank, since, int(record.hold), record.since)
 
 
 CLAIM_SECONDS = 900.0

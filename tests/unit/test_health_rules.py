@@ -242,3 +242,13 @@ def test_a_decision_always_changes_the_state_and_says_why(
     else:
         assert (status, decision.status) == (POSTPONED, DISABLED)
         assert postponed_for is not None and postponed_for >= policy.retention
+
+
+def test_a_tick_stored_with_a_cause_this_version_does_not_know_is_judged_without_it() -> None:
+    """A health record written by a newer (or older) version may name a cause this one lacks: the
+    tick is read without it, and the judgement of the export goes on (it used to raise in `judge`)."""
+    raw = {"e": 0, "ok": 0, "f": {"quota-exceeded": 9, Cause.THROTTLED.value: 4}, "wf": 2}
+    tick = Tick.from_json(raw)
+    assert tick.failed == {Cause.THROTTLED.value: 4}
+    decision = judge(ExportStatus.ACTIVE, [tick] * 5, postponed_for=None, policy=HealthPolicy())
+    assert decision is not None and decision.cause == Cause.THROTTLED.value

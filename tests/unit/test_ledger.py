@@ -275,3 +275,21 @@ def test_an_entry_larger_than_a_property_is_split_and_read_back_whole() -> None:
     entity = to_entity(PARTITION, *EXPORT, entry)
     assert entity["parts"] > 1 and all(len(entity[f"files{i}"]) <= 32_000 for i in range(entity["parts"]))
     assert stored(entry).files == files
+
+
+@given(st.data())
+def test_views_made_at_the_same_instant_join_the_same_in_either_order(data: st.DataObject) -> None:
+    """Ties included (two views at one state, made at one instant, or live views of any time): the
+    joined record is the same whole record whichever view the join is called on."""
+    state = data.draw(st.sampled_from([FileState(0, -1), FileState(40, 3)]))
+    since = data.draw(st.sampled_from([5.0, 7.0]))
+    a, b = (
+        FileRecord(
+            state,
+            BUCKET_END,
+            data.draw(st.sampled_from(list(Hold))),
+            data.draw(st.sampled_from([since, 9.0])),
+        )
+        for _ in range(2)
+    )
+    assert a.join(b) == b.join(a)
