@@ -8,31 +8,43 @@ from typing import Any
 
 from shared.api.errors import ApiError
 from shared.destinations import DestinationClients
-from shared.health.rules import explanation, hints
+from shared.health.rules import Access, explanation, hints
 from shared.model import Destination
 from shared.outcomes import Cause, WriteFailure
 
 _CODES = {
     Cause.AUTHENTICATION: "DestinationAuthenticationFailed",
     Cause.NOT_FOUND: "DestinationNotFound",
+    Cause.PERMISSION_MISSING: "DestinationPermissionMissing",
+    Cause.SHARED_KEY_DISABLED: "DestinationSharedKeyDisabled",
+    Cause.CONSENT_MISSING: "DestinationConsentMissing",
+    Cause.CREDENTIAL_EXPIRED: "DestinationCredentialExpired",
 }
 
 
-def check_destination(clients: DestinationClients, destination: Destination) -> None:
-    """Raise a 400 ApiError unless the service can write to the destination."""
+def check_destination(
+    clients: DestinationClients, destination: Destination, access: Access | None = None
+) -> None:
+    """Raise a 400 ApiError unless the service can write to the destination. `access` words the hints
+    for the destination's authentication method (the role to assign, the consent link, ...)."""
     try:
         clients.prepare(destination)
         failure = clients.probe_write(destination)
     except WriteFailure as error:
         failure = error
     if failure is not None:
-        raise destination_refused(failure)
+        raise destination_refused(failure, access)
 
 
-def destination_refused(failure: WriteFailure) -> ApiError:
+def destination_refused(failure: WriteFailure, access: Access | None = None) -> ApiError:
     cause = failure.cause.value
-    advice = hints(cause)
+    advice = hints(cause, access)
     details: list[dict[str, Any]] = [{"code": "Hint", "message": hint} for hint in advice]
+    inner: dict[str, Any] = {}
+    if access is not None and access.consent_url and failure.cause is Cause.CONSENT_MISSING:
+        inner["adminConsentUrl"] = access.consent_url
+    if access is not None and access.role_command and failure.cause is Cause.PERMISSION_MISSING:
+        inner["roleAssignment"] = access.role_command
     return ApiError(
         400,
         _CODES.get(failure.cause, "DestinationUnavailable"),
@@ -40,7 +52,7 @@ def destination_refused(failure: WriteFailure) -> ApiError:
             part
             for part in (
                 f"The service could not write to the destination ({failure}).",
-                explanation(cause),
+                explanation(cause, access),
                 *advice,
                 "To create the export before its storage exists, add ?checkDestination=false.",
             )
@@ -53,5 +65,6 @@ def destination_refused(failure: WriteFailure) -> ApiError:
             "storageErrorCode": failure.code,
             "status": failure.status,
             "hints": advice,
+            **inner,
         },
     )
