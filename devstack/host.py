@@ -511,6 +511,7 @@ class LocalHost:
         if self.storage is not None and self.storage.keyless is not None:
             # IDENTITY_ENDPOINT/HEADER, AZURE_AUTHORITY_HOST, REQUESTS_CA_BUNDLE: devstack/keyless.py
             values.update(self.storage.keyless.identity.environment())
+            values.update(self.storage.keyless.identity.app_settings())
         values.update(options.settings)
         self._env = environment(values)
         self.settings = self._env.__enter__()
