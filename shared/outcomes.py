@@ -152,7 +152,8 @@ def _token_failure(error: ClientAuthenticationError) -> WriteFailure:
         return WriteFailure(cause, f"AADSTS{number}", error.status_code)
     refused = error.__cause__  # azure-core raises the token request's error from the account's 401
     if isinstance(refused, HttpResponseError) and refused.response is not None:
-        code = error_code(refused) or str(refused.response.headers.get("x-ms-error-code") or "")
+        headers = getattr(refused.response, "headers", None) or {}
+        code = error_code(refused) or str(headers.get("x-ms-error-code") or "")
         if code:
             return WriteFailure(Cause.AUTHENTICATION, code, refused.status_code)
     return WriteFailure(Cause.AUTHENTICATION, "TokenNotIssued", error.status_code)
