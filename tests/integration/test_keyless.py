@@ -5,6 +5,7 @@ registered functions with the real SDKs and azure-identity credentials."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -590,3 +591,42 @@ def test_sas_tokens_and_access_tokens_appear_in_no_response_log_or_stored_value(
             assert not JWT.search(str(value)), f"table {table}, property {name} holds a token"
             for secret in secrets:
                 assert secret not in str(value), f"table {table}, property {name} holds a SAS"
+
+
+# -- at rest -----------------------------------------------------------------------------------------
+
+
+def test_a_sas_is_sealed_bound_to_its_method_and_resealed_after_a_service_key_rotation(
+    keyless: Runtime, project: str, lake_account: LakeAccount
+) -> None:
+    """The stored row holds the SAS sealed (not even its signature in clear) and the method; a row whose
+    method was changed to shared key no longer opens (ExportUnreadable, that export only); after a
+    rotation of KEY_ENCRYPTION_KEY the SAS is resealed under the new key and still the same. An Entra ID
+    export stores no secret at all."""
+    from shared.exports import ExportUnreadable
+    from shared.model import AdlsDestination, EntraId, Export
+    from shared.sas import parse as parse_sas
+    from shared.secrets import new_service_key
+
+    token = lake_account.sas("fs", expiry=utcnow() + 10 * DAY)
+    sas = AdlsDestination(lake_account.https_uri.rstrip("/"), "fs", "", parse_sas(token, "adls"))
+    keyless.exports.put(Export(project, "sealed", sas))
+    keyless.exports.put(
+        Export(project, "tenant", AdlsDestination(sas.account_url, "fs", "", EntraId(lake_account.tenant)))
+    )
+    entity = keyless.exports_table.get_entity(project, "sealed")
+    signature = dict(part.split("=", 1) for part in token.split("&"))["sig"]
+    assert entity["auth"] == "sas" and signature not in entity["sealed_key"]
+    assert keyless.exports_table.get_entity(project, "tenant")["sealed_key"] == ""
+    keyless.exports_table.update_entity({"PartitionKey": project, "RowKey": "sealed", "auth": "sharedKey"})
+    with pytest.raises(ExportUnreadable):
+        keyless.exports.get(project, "sealed")
+    assert keyless.exports.get(project, "tenant")[0].destination.credential == EntraId(lake_account.tenant)
+    keyless.exports_table.update_entity({"PartitionKey": project, "RowKey": "sealed", "auth": "sas"})
+    old, new = keyless.settings.key_encryption_key, new_service_key()
+    rotated = Runtime(dataclasses.replace(keyless.settings, key_encryption_key=f"{new},{old}"))
+    assert rotated.exports.reseal() >= 1
+    assert rotated.keys.is_current(rotated.exports_table.get_entity(project, "sealed")["sealed_key"])
+    assert rotated.exports.get(project, "sealed")[0].destination == sas
+    back = Runtime(dataclasses.replace(keyless.settings, key_encryption_key=f"{old},{new}"))
+    back.exports.reseal()  # the table is shared with later tests, which hold the old key only
