@@ -90,8 +90,24 @@ def auth_method(credential: Credential) -> AuthMethod:
     return AuthMethod.SHARED_KEY
 
 
+class _OnAccount:
+    """What both destination kinds tell from their account URL and credential."""
+
+    __slots__ = ()
+    account_url: str
+    credential: Credential
+
+    @property
+    def method(self) -> AuthMethod:
+        return auth_method(self.credential)
+
+    @property
+    def account(self) -> str:
+        return account_name(self.account_url)
+
+
 @dataclass(frozen=True, slots=True)
-class AdlsDestination:
+class AdlsDestination(_OnAccount):
     """An ADLS Gen2 account, filesystem and directory that an export writes files into."""
 
     account_url: str
@@ -108,17 +124,9 @@ class AdlsDestination:
         """The filesystem: what a SAS or a role assignment covers."""
         return self.filesystem
 
-    @property
-    def method(self) -> AuthMethod:
-        return auth_method(self.credential)
-
-    @property
-    def account(self) -> str:
-        return account_name(self.account_url)
-
 
 @dataclass(frozen=True, slots=True)
-class BlobDestination:
+class BlobDestination(_OnAccount):
     """A Blob container that an export writes in the Application Insights continuous-export layout."""
 
     account_url: str
@@ -133,14 +141,6 @@ class BlobDestination:
     def scope(self) -> str:
         """The container: what a SAS or a role assignment covers."""
         return self.container
-
-    @property
-    def method(self) -> AuthMethod:
-        return auth_method(self.credential)
-
-    @property
-    def account(self) -> str:
-        return account_name(self.account_url)
 
 
 Destination = AdlsDestination | BlobDestination

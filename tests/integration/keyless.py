@@ -33,6 +33,7 @@ from shared.api.config import ApiSettings
 from shared.onboarding import ServiceIdentity
 from shared.runtime import Runtime, use_runtime
 from tests.emulator.keyless import identity, secure_emulator
+from tests.integration.conftest import blobs_in, files_in
 
 __all__ = ["identity", "secure_emulator"]
 
@@ -140,14 +141,7 @@ class LakeAccount:
 
     def files(self, filesystem: str) -> dict[str, list[bytes]]:
         """Every file of a filesystem and its lines, read with the account key."""
-        fs = self.keyed().get_file_system_client(filesystem)
-        found = {}
-        for path in fs.get_paths(recursive=True):
-            if not path.is_directory:
-                data = fs.get_file_client(path.name).download_file().readall()
-                assert data == b"" or data.endswith(b"\n"), f"{path.name} ends mid-line"
-                found[path.name] = data.splitlines()
-        return found
+        return files_in(self.keyed().get_file_system_client(filesystem))
 
 
 @pytest.fixture
@@ -193,13 +187,7 @@ class BlobAccount:
         )
 
     def blobs(self, container: str) -> dict[str, list[bytes]]:
-        client = self.keyed().get_container_client(container)
-        found = {}
-        for blob in client.list_blobs():
-            data = client.download_blob(blob.name).readall()
-            assert data.endswith(b"\n"), f"{blob.name} ends mid-line"
-            found[blob.name] = data.splitlines()
-        return found
+        return blobs_in(self.keyed().get_container_client(container))
 
 
 @pytest.fixture

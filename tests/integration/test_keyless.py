@@ -26,6 +26,7 @@ from devstack.queue_runner import QueueRunner
 from shared.model import ExportStatus
 from shared.runtime import Runtime
 from tests.api.conftest import api_settings, auth, issuer, writer
+from tests.api.test_secrets import record_text
 from tests.emulator.keyless import exchange_credential
 from tests.integration.conftest import Traffic, all_lines, run_health_check
 from tests.integration.keyless import (
@@ -492,17 +493,6 @@ def test_without_the_services_entra_settings_entra_destinations_are_refused_with
 # -- secrets -----------------------------------------------------------------------------------------
 
 
-def _record_text(record: logging.LogRecord) -> str:
-    return " ".join(
-        [
-            record.getMessage(),
-            record.exc_text or "",
-            str(record.args),
-            *(repr(v) for v in vars(record).values()),
-        ]
-    )
-
-
 def test_sas_tokens_and_access_tokens_appear_in_no_response_log_or_stored_value(
     api: TestClient,
     writer: dict[str, str],
@@ -582,7 +572,7 @@ def test_sas_tokens_and_access_tokens_appear_in_no_response_log_or_stored_value(
             assert secret not in text, f"{response.request.method} {response.request.url} leaks a SAS"
     assert caplog.records
     for record in caplog.records:
-        text = _record_text(record)
+        text = record_text(record)
         assert not JWT.search(text), f"log record {record.name}: {record.msg!r} holds a token"
         for secret in secrets:
             assert secret not in text, f"log record {record.name}: {record.msg!r} leaks a SAS"
