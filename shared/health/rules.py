@@ -25,6 +25,7 @@ FATAL = (
     Cause.CONSENT_MISSING,
     Cause.CREDENTIAL_EXPIRED,
 )
+_CAUSES = frozenset(cause.value for cause in Cause)
 CONFIGURATION_UNREADABLE = "configuration-unreadable"  # the service cannot read the export's row
 
 EXPLANATIONS: dict[str, str] = {
@@ -129,7 +130,10 @@ class Tick:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Tick:
-        return cls(int(raw["e"]), int(raw["ok"]), {k: int(v) for k, v in raw["f"].items()}, int(raw["wf"]))
+        """Read what `to_json` wrote; a cause this version does not know (written by another) is left
+        out, as the ledger's counters leave it out."""
+        failed = {k: int(v) for k, v in raw["f"].items() if k in _CAUSES}
+        return cls(int(raw["e"]), int(raw["ok"]), failed, int(raw["wf"]))
 
 
 def tick_between(before: Counters, after: Counters) -> Tick:
