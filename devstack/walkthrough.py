@@ -276,9 +276,9 @@ class Walkthrough:
         )
 
     def create_keyless_export(self) -> None:
-        """The keyless export: the onboarding the API gives, the customer's steps (the filesystem, the
-        role assignment on it, made on the emulator as `az role assignment create` would in Azure),
-        then the export with Microsoft Entra ID: no key given or stored."""
+        """The keyless export: the onboarding the API gives, the customer's steps (the filesystem claimed
+        for the project, the role assignment on it, made on the emulator as `az role assignment create`
+        would in Azure), then the export with Microsoft Entra ID: no key given or stored."""
         keyless = self.host.storage.keyless_status() if self.host.storage is not None else {}
         if not keyless:
             raise DevstackError("the local Entra ID is not running: keyless exports need it")
@@ -297,6 +297,7 @@ class Walkthrough:
             f"consent     {onboarding.get('adminConsentUrl') or '(none: the service tenant)'}",
             f"role        {role['role']} on {role['scope'].split('/providers/', 1)[-1]}",
             f"az          {role['azCommand']}",
+            f"claim       {onboarding['claim']['azCommand']}",
         ]
         self.console.print(Panel("\n".join(lines), title="Onboarding a keyless (Microsoft Entra ID) export"))
         from azure.storage.filedatalake import DataLakeServiceClient
@@ -304,14 +305,15 @@ class Walkthrough:
         from devstack.adls_emulator import CONTRIBUTOR
 
         credential = {"account_name": LAKE_ACCOUNT, "account_key": self.host.keys[LAKE_ACCOUNT]}
+        claim = onboarding["claim"]
         with DataLakeServiceClient(self.host.lake_url, credential=credential) as lake:
-            lake.create_file_system(self.run.keyless_filesystem)
+            lake.create_file_system(self.run.keyless_filesystem, metadata={claim["metadata"]: claim["value"]})
         self.host.lake.assign_role(
             LAKE_ACCOUNT, keyless["lakePrincipal"], CONTRIBUTOR, self.run.keyless_filesystem
         )
         self.console.print(
-            f"The customer created filesystem {self.run.keyless_filesystem} and assigned the role on it "
-            "(consent was given when the local tenant was made)."
+            f"The customer created filesystem {self.run.keyless_filesystem}, claimed it for the project "
+            "in its metadata and assigned the role on it (consent was given when the local tenant was made)."
         )
         export = {"destination": destination, "granularity": "hour", "signals": "all"}
         url = f"/api/projects/{self.run.project}/exports/{KEYLESS_EXPORT}"

@@ -24,7 +24,7 @@ from azure.storage.filedatalake import DataLakeServiceClient, FileSystemClient
 from shared.delivery import FileGone, FileInfo, FileSink, PositionConflict
 from shared.identity import EntraCredentials
 from shared.model import AdlsDestination, BlobDestination, Destination, EntraId, SasToken, account_name
-from shared.onboarding import EntraNotConfigured
+from shared.onboarding import EntraNotConfigured, claimed_projects
 from shared.outcomes import STORAGE_ERRORS, Cause, WriteFailure, classify, error_code, is_storage_error
 
 T = TypeVar("T")
@@ -192,6 +192,19 @@ class DestinationClients:
             self.filesystem(destination).get_file_system_properties()
         else:
             self.container(destination).get_container_properties()
+
+    def claims(self, destination: Destination) -> frozenset[str]:
+        """The projects the filesystem's or container's metadata claims it for (shared.onboarding.CLAIM):
+        whose storage it is, for Microsoft Entra ID destinations. A read only: nothing is created.
+        Raises WriteFailure."""
+        try:
+            if isinstance(destination, AdlsDestination):
+                metadata = self.filesystem(destination).get_file_system_properties().metadata
+            else:
+                metadata = self.container(destination).get_container_properties().metadata
+        except STORAGE_ERRORS as error:
+            raise self._classify(destination, error) from None
+        return claimed_projects(metadata)
 
     def probe_write(self, destination: Destination) -> WriteFailure | None:
         """Prove that the service can write: create, append to and delete a small probe file. Used when

@@ -11,6 +11,7 @@ https://learn.microsoft.com/entra/identity-platform/v2-admin-consent)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -25,6 +26,30 @@ ROLE = "Storage Blob Data Contributor"
 ROLE_ID = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"  # the built-in role's definition id, the same everywhere
 STORAGE_SCOPE = "https://storage.azure.com/.default"
 APPLICATION_NAME = "signals-export"
+# The filesystem's or container's metadata that names the projects allowed to export into it. One
+# application (or identity) holds roles in many customers' storage, so a role alone does not say whose
+# storage it is: a project could name another customer's container (or the service's own storage) and
+# have the service write there, a confused deputy. Only someone who may change the container can claim it
+# for a project; the service reads the claim and never sets it. Metadata names are C# identifiers and
+# case-insensitive (https://learn.microsoft.com/rest/api/storageservices/set-container-metadata).
+CLAIM = "signalsexportprojects"
+
+
+def claimed_projects(metadata: Mapping[str, str] | None) -> frozenset[str]:
+    """The projects a filesystem's or container's metadata claims it for: CLAIM's value (any case of the
+    name), comma-separated, blanks ignored."""
+    named = next((value for key, value in (metadata or {}).items() if key.lower() == CLAIM), "")
+    return frozenset(part.strip() for part in named.split(",") if part.strip())
+
+
+def claim_command(destination: Destination, project_id: str) -> str:
+    """The az command that claims the filesystem or container for a project. Set Container Metadata
+    replaces all of the container's metadata: other projects it is claimed for are listed in the same
+    value, comma-separated, and other names given again."""
+    return (
+        f"az storage container metadata update --name {destination.scope} --account-name "
+        f"{destination.account} --auth-mode login --metadata {CLAIM}={project_id}"
+    )
 
 
 class EntraNotConfigured(LookupError):

@@ -438,6 +438,19 @@ class RoleAssignmentOut(BaseModel):
     bicep: str = Field(description="The same role assignment as a Bicep file.")
 
 
+class ClaimOut(BaseModel):
+    """The filesystem's or container's metadata that claims it for the project."""
+
+    metadata: str = Field(description="The metadata name on the filesystem or container.")
+    value: str = Field(
+        description="The project id the value must list, comma-separated with any other projects it names."
+    )
+    azCommand: str = Field(
+        description="The `az storage container metadata update` command for this project alone. It replaces "
+        "the container's metadata: give any other names and projects again."
+    )
+
+
 class OnboardingOut(BaseModel):
     """What a customer's tenant grants the service before an export uses Microsoft Entra ID."""
 
@@ -450,6 +463,12 @@ class OnboardingOut(BaseModel):
         "service's own tenant).",
     )
     roleAssignment: RoleAssignmentOut
+    claim: ClaimOut = Field(
+        description="The filesystem or container names the project in its metadata, set by someone who "
+        "may change it: the service's application holds roles in many customers' storage, so the claim is "
+        "what tells that this storage is the project's. Creating or moving an export to a Microsoft Entra "
+        "ID destination is refused (400 DestinationNotClaimed) without it, and cannot skip the check."
+    )
     steps: list[str] = Field(description="What to do, in order.")
 
 

@@ -27,14 +27,21 @@ from shared.api.errors import (
 )
 from shared.api.etags import Preconditions
 from shared.api.merge_patch import merge_patch
-from shared.api.models import ExportDefinition, OnboardingIn, OnboardingOut, RoleAssignmentOut
+from shared.api.models import ClaimOut, ExportDefinition, OnboardingIn, OnboardingOut, RoleAssignmentOut
 from shared.api.policy import check_storage_uri, check_webhook
 from shared.cleanup import ExportCleanup
 from shared.destinations import DestinationClients
 from shared.exports import ExportNotFound, ExportRecord, Exports, ExportUnreadable, StaleExport
 from shared.health.view import HealthView
 from shared.model import Credential, Destination, EntraId, Export, ExportStatus, Secret
-from shared.onboarding import EntraNotConfigured, Principal, ServiceIdentity, role_assignment
+from shared.onboarding import (
+    CLAIM,
+    EntraNotConfigured,
+    Principal,
+    ServiceIdentity,
+    claim_command,
+    role_assignment,
+)
 from shared.resume import Resumer, ResumeRefused
 
 log = logging.getLogger("signals_export.api")
@@ -118,8 +125,8 @@ class ExportOperations:
             if current is not None and export == current.export:
                 return current, False  # nothing changes: no write, the ETag stays
             moved = before is None or export.destination != before.destination
-            if moved and check:
-                self._check_destination(export.destination)
+            if moved:
+                self._check_destination(export, check=check)
             try:
                 if current is None:
                     record = self._records.create(export)
@@ -160,8 +167,8 @@ class ExportOperations:
                 keep_secret=False,
             )
             moved = export.destination != current.export.destination
-            if moved and check:
-                self._check_destination(export.destination)
+            if moved:
+                self._check_destination(export, check=check)
             return export
 
         record, before = self._update(project_id, export_id, pre, change)
@@ -228,9 +235,10 @@ class ExportOperations:
         self._log("export resumed", record, work_items=result.work_items)
         return record, result.work_items
 
-    def onboarding(self, spec: OnboardingIn) -> OnboardingOut:
+    def onboarding(self, project_id: str, spec: OnboardingIn) -> OnboardingOut:
         """What the customer's tenant grants before an export writes there with Microsoft Entra ID: the
-        consent (in another tenant than the service's), then the role on the filesystem or container."""
+        consent (in another tenant than the service's), the role on the filesystem or container, and
+        the claim of it for the project."""
         definition = spec.destination
         if definition.entra is None:
             raise bad_request(
@@ -249,6 +257,9 @@ class ExportOperations:
             applicationClientId=principal.client_id,
             principal=principal.described,
             adminConsentUrl=consent,
+            claim=ClaimOut(
+                metadata=CLAIM, value=project_id, azCommand=claim_command(destination, project_id)
+            ),
             roleAssignment=RoleAssignmentOut(
                 role=assignment.role,
                 roleDefinitionId=assignment.role_id,
@@ -258,7 +269,7 @@ class ExportOperations:
                 azCommand=assignment.command,
                 bicep=assignment.bicep,
             ),
-            steps=onboarding_steps(destination, principal, assignment.command, consent),
+            steps=onboarding_steps(destination, principal, assignment.command, consent, project_id),
         )
 
     # helpers
@@ -347,11 +358,22 @@ class ExportOperations:
         except EntraNotConfigured as missing:
             raise bad_request("EntraIdNotConfigured", str(missing), "destination.entra") from None
 
-    def _check_destination(self, destination: Destination) -> None:
+    def _check_destination(self, export: Export, *, check: bool) -> None:
+        """The destination check (`check`: the request did not skip it). A Microsoft Entra ID
+        destination is always checked: its claim for the project is what makes it the caller's."""
+        destination = export.destination
+        if not check:
+            if isinstance(destination.credential, EntraId):
+                raise bad_request(
+                    "CheckRequired",
+                    "A Microsoft Entra ID destination is always checked (the service must see that the "
+                    "filesystem or container is claimed for this project): leave out checkDestination=false.",
+                    "checkDestination",
+                )
+            return
         if destination not in self._checked:
-            check_destination(
-                self._services.destinations, destination, self._services.identity.access(destination)
-            )
+            access = self._services.identity.access(destination)
+            check_destination(self._services.destinations, destination, access, project_id=export.project_id)
             self._checked.add(destination)
 
     def _after_change(self, record: ExportRecord, before: Export | None, *, resume: bool) -> ExportRecord:
@@ -388,7 +410,7 @@ class ExportOperations:
 
 
 def onboarding_steps(
-    destination: Destination, principal: Principal, command: str, consent: str | None
+    destination: Destination, principal: Principal, command: str, consent: str | None, project_id: str
 ) -> list[str]:
     """The onboarding, in order, for the customer's administrator."""
     scope = "filesystem" if destination.kind == "adls" else "container"
@@ -396,6 +418,10 @@ def onboarding_steps(
         f"Create the {scope} `{destination.scope}` if it does not exist yet: a role is assigned on an "
         f"existing {scope} (`az storage container create --name {destination.scope} --account-name "
         f"{destination.account} --auth-mode login`).",
+        f"Claim the {scope} for this project in its metadata {CLAIM} (someone who may change the {scope} "
+        f"does it; the service reads it and never sets it). The command replaces the {scope}'s metadata: "
+        f"if it has some, or names other projects, give them again (projects comma-separated): "
+        f"{claim_command(destination, project_id)}",
         f"Assign the role Storage Blob Data Contributor to {principal.described} on the {scope}: {command}",
         "Wait for the role assignment to take effect (up to about 10 minutes).",
         'Create the export with the destination and {"entra": {"tenantId": "<this tenant id>"}}: the '

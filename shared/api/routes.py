@@ -79,7 +79,9 @@ CheckDestination = Annotated[
     bool,
     Query(
         alias="checkDestination",
-        description="false: skip the destination check (for exports created ahead of their storage).",
+        description="false: skip the destination check (for exports created ahead of their storage). Not "
+        "with Microsoft Entra ID (400 CheckRequired): the check reads the destination's claim for the "
+        "project.",
     ),
 ]
 Responses = dict[int | str, dict[str, Any]]
@@ -238,4 +240,4 @@ def export_health(project_id: ProjectId, export_id: ExportId, ops: Operations) -
 def onboarding(
     project_id: ProjectId, spec: Annotated[OnboardingIn, Body()], ops: Operations
 ) -> OnboardingOut:
-    return ops.onboarding(spec)
+    return ops.onboarding(project_id, spec)

@@ -30,7 +30,7 @@ from devstack.azurite import Azurite
 from devstack.keyless import LocalIdentity
 from shared.api import create_api
 from shared.api.config import ApiSettings
-from shared.onboarding import ServiceIdentity
+from shared.onboarding import CLAIM, ServiceIdentity
 from shared.runtime import Runtime, use_runtime
 from tests.emulator.keyless import identity, secure_emulator
 from tests.integration.conftest import blobs_in, files_in
@@ -123,6 +123,11 @@ class LakeAccount:
         self.keyed().create_file_system(name)
         return name
 
+    def claim(self, filesystem: str, *projects: str) -> None:
+        """The customer claims the filesystem for projects (its metadata, which only its owner sets)."""
+        metadata = {CLAIM: ",".join(projects)}
+        self.keyed().get_file_system_client(filesystem).set_file_system_metadata(metadata)
+
     def grant(self, filesystem: str | None = None, principal: str | None = None) -> None:
         self.emulator.assign_role(self.account, principal or self.principal, CONTRIBUTOR, filesystem)
 
@@ -171,9 +176,10 @@ class BlobAccount:
         credential = {"account_name": BLOB_ACCOUNT, "account_key": BLOB_KEY}
         return BlobServiceClient(self.uri, credential=credential, connection_verify=self.ca_file)
 
-    def container(self) -> str:
+    def container(self, *claimed_for: str) -> str:
+        """A new container; claimed for projects when some are named."""
         name = f"ct-{uuid.uuid4().hex[:10]}"
-        self.keyed().create_container(name)
+        self.keyed().create_container(name, metadata={CLAIM: ",".join(claimed_for)} if claimed_for else None)
         return name
 
     def sas(self, container: str, *, expiry: datetime) -> str:

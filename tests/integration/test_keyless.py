@@ -101,7 +101,9 @@ METHODS = [
 ]
 
 
-def _adls_destination(method: str, lake: LakeAccount, identity: LocalIdentity) -> tuple[dict[str, Any], str]:
+def _adls_destination(
+    method: str, lake: LakeAccount, identity: LocalIdentity, project: str
+) -> tuple[dict[str, Any], str]:
     """The customer's side of each method, then the destination they give the API."""
     fs = lake.filesystem(f"fs{uuid.uuid4().hex[:10]}")
     path = f"{fs}/signals/"
@@ -126,6 +128,8 @@ def _adls_destination(method: str, lake: LakeAccount, identity: LocalIdentity) -
             expiry=utcnow() + 6 * DAY,
         )
         return destination("adls", lake.https_uri, path, sas=token), fs
+    if method.startswith("entra"):
+        lake.claim(fs, "another-project", project)
     if method == "entra-own-tenant":
         lake.emulator.set_identity(lake.account, tenant=identity.ids.service_tenant)
         lake.grant(fs, principal=identity.ids.identity_principal_id)
@@ -140,8 +144,10 @@ def _managed(identity: LocalIdentity) -> Any:
     return ManagedIdentityCredential(client_id=identity.ids.identity_client_id)
 
 
-def _blob_destination(method: str, blob: BlobAccount, lake: LakeAccount) -> tuple[dict[str, Any], str]:
-    container = blob.container()
+def _blob_destination(
+    method: str, blob: BlobAccount, lake: LakeAccount, project: str
+) -> tuple[dict[str, Any], str]:
+    container = blob.container(project)
     if method == "sharedKey":
         return destination("blob", blob.uri, container, sharedKey=BLOB_KEY), container
     if method == "sas":
@@ -167,9 +173,9 @@ def test_each_method_on_each_destination_kind_exports_every_signal_exactly_once(
     method writes every signal exactly once, a redelivered batch included; the answer names the method
     and holds no credential."""
     if kind == "adls":
-        dest, place = _adls_destination(method, lake_account, identity)
+        dest, place = _adls_destination(method, lake_account, identity, project)
     else:
-        dest, place = _blob_destination(method, blob_account, lake_account)
+        dest, place = _blob_destination(method, blob_account, lake_account, project)
     created = api.put(url(project, "keyless"), json=definition(dest), headers=writer)
     assert created.status_code == 201, created.text
     out = created.json()["destination"]
@@ -198,6 +204,7 @@ def test_a_role_removed_while_exporting_postpones_with_the_role_hint_and_resume_
     (`permission-missing`) with the role, the application's client id and the filesystem in its hints;
     resume is refused until the role is back, then the backlog is replayed exactly once."""
     fs = lake_account.filesystem("rolefs")
+    lake_account.claim(fs, project)
     lake_account.grant(fs)
     dest = destination("adls", lake_account.https_uri, f"{fs}/out/", entra={"tenantId": lake_account.tenant})
     assert api.put(url(project, "lake"), json=definition(dest), headers=writer).status_code == 201
@@ -241,6 +248,7 @@ def test_shared_key_switched_off_under_a_shared_key_export_postpones_with_the_en
     (`shared-key-disabled`) with the advice to switch to Microsoft Entra ID; a PATCH to `entra` (after
     the role assignment) checks it, resumes, and the backlog is replayed exactly once."""
     fs = lake_account.filesystem("keyfs")
+    lake_account.claim(fs, project)  # ahead of the switch: the customer's own step, with their key
     dest = destination("adls", lake_account.http_uri, f"{fs}/", sharedKey=lake_account.key)
     assert api.put(url(project, "keyed"), json=definition(dest), headers=writer).status_code == 201
     traffic = Traffic(project)
@@ -287,6 +295,7 @@ def test_consent_missing_at_creation_is_a_400_with_the_consent_link_and_followin
     tenant = identity.customer_tenant(consented=False)
     lake_account.emulator.set_identity(lake_account.account, tenant=tenant)
     fs = lake_account.filesystem("consentfs")
+    lake_account.claim(fs, project)
     dest = destination("adls", lake_account.https_uri, f"{fs}/", entra={"tenantId": tenant})
     refused = api.put(url(project, "consent"), json=definition(dest), headers=writer)
     assert refused.status_code == 400, refused.text
@@ -311,6 +320,7 @@ def test_an_account_of_another_tenant_than_the_export_names_is_refused_with_the_
     service, signed in to the tenant the export names only, says which tenant it tried."""
     other = identity.customer_tenant()
     fs = lake_account.filesystem("elsewhere")
+    lake_account.claim(fs, project)
     lake_account.grant(fs, principal=identity.principal_in(other))
     dest = destination("adls", lake_account.https_uri, f"{fs}/", entra={"tenantId": other})
     refused = api.put(url(project, "wrong"), json=definition(dest), headers=writer)
@@ -421,9 +431,10 @@ def test_the_accounts_own_refusal_of_an_expired_sas_is_credential_expired(
 def test_onboarding_gives_the_consent_link_and_the_exact_role_assignment_for_a_tenant_and_destination(
     api: TestClient, writer: dict[str, str], project: str, keyless: Runtime, identity: LocalIdentity
 ) -> None:
-    """For a customer's tenant: the application's client id, the admin consent link, and the role
-    assignment at the filesystem's (or container's) scope as an az command and Bicep; in the service's
-    own tenant, the managed identity and no consent. Nothing is stored."""
+    """For a customer's tenant: the application's client id, the admin consent link, the role
+    assignment at the filesystem's (or container's) scope as an az command and Bicep, and the claim of the
+    filesystem for the project; in the service's own tenant, the managed identity and no consent. Nothing
+    is stored."""
     tenant = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
     lake = {"type": "adls", "uri": "https://contoso.dfs.core.windows.net/", "path": "exports/signals/"}
     answer = api.post(
@@ -447,6 +458,13 @@ def test_onboarding_gives_the_consent_link_and_the_exact_role_assignment_for_a_t
     assert "--name contoso" in role["azCommand"] and "containers/exports" in role["azCommand"]
     assert "name: 'contoso'" in role["bicep"] and "name: 'exports'" in role["bicep"]
     assert out["steps"][0].endswith(out["adminConsentUrl"])
+    claim = out["claim"]
+    assert (claim["metadata"], claim["value"]) == ("signalsexportprojects", project)
+    assert claim["azCommand"] == (
+        "az storage container metadata update --name exports --account-name contoso --auth-mode login "
+        f"--metadata signalsexportprojects={project}"
+    )
+    assert any(step.endswith(claim["azCommand"]) for step in out["steps"])
     own = api.post(
         f"/api/projects/{project}/onboarding",
         json={
@@ -509,6 +527,7 @@ def test_sas_tokens_and_access_tokens_appear_in_no_response_log_or_stored_value(
     caplog.set_level(logging.DEBUG)
     merge = {**writer, "Content-Type": "application/merge-patch+json"}
     fs = lake_account.filesystem("secretfs")
+    lake_account.claim(fs, project)
     lake_account.grant(fs)
     tokens = [lake_account.sas(fs, expiry=utcnow() + 20 * DAY) for _ in range(2)]
     weak = lake_account.sas(fs, expiry=utcnow() + 20 * DAY, permission="rl")
@@ -620,3 +639,53 @@ def test_a_sas_is_sealed_bound_to_its_method_and_resealed_after_a_service_key_ro
     assert rotated.exports.get(project, "sealed")[0].destination == sas
     back = Runtime(dataclasses.replace(keyless.settings, key_encryption_key=f"{old},{new}"))
     back.exports.reseal()  # the table is shared with later tests, which hold the old key only
+
+
+# -- another customer's storage ----------------------------------------------------------------------
+
+
+def test_a_project_cannot_have_the_service_write_into_storage_another_customer_gave_it_a_role_on(
+    api: TestClient,
+    auth: Any,
+    writer: dict[str, str],
+    project: str,
+    keyless: Runtime,
+    lake_account: LakeAccount,
+) -> None:
+    """The application holds a role on customer A's whole account, whose filesystem is claimed for A's
+    project. Project B names that filesystem and A's tenant: refused (400 DestinationNotClaimed, with the
+    claim command for B), and it cannot skip the check; naming a filesystem that does not exist there does
+    not create it. Nothing is stored nor written. Claimed for B too, B may."""
+    fs = lake_account.filesystem("theirs")
+    lake_account.claim(fs, project)
+    lake_account.grant()  # at the account's scope
+    other = f"intruder-{uuid.uuid4().hex[:6]}"
+    intruder = auth(other)
+    tenant = {"tenantId": lake_account.tenant}
+    dest = destination("adls", lake_account.https_uri, f"{fs}/stolen/", entra=tenant)
+    refused = api.put(url(other, "grab"), json=definition(dest), headers=intruder)
+    error = _refused_with(refused, "DestinationNotClaimed", "destination")
+    assert "signalsexportprojects" in error["message"] and error["innererror"]["command"].endswith(
+        f"--metadata signalsexportprojects={other}"
+    )
+    skipped = api.put(url(other, "grab") + "?checkDestination=false", json=definition(dest), headers=intruder)
+    _refused_with(skipped, "CheckRequired", "checkDestination")
+    absent = destination("adls", lake_account.https_uri, "newfs/stolen/", entra=tenant)
+    missing = _refused_with(
+        api.put(url(other, "grab"), json=definition(absent), headers=intruder),
+        "DestinationNotFound",
+        "destination",
+    )
+    assert "checkDestination=false" not in missing["message"]  # not an option with Entra ID
+    assert not lake_account.keyed().get_file_system_client("newfs").exists()
+    assert keyless.exports.find(other, "grab") is None
+    assert lake_account.files(fs) == {}  # not even a probe file was written
+    lake_account.claim(fs, project, other)
+    assert api.put(url(other, "grab"), json=definition(dest), headers=intruder).status_code == 201
+
+
+def _refused_with(response: Any, code: str, target: str) -> dict[str, Any]:
+    assert response.status_code == 400, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert (error["code"], error.get("target")) == (code, target), error
+    return error

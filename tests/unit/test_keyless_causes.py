@@ -8,10 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.identity import CredentialUnavailableError
+from hypothesis import given
+from hypothesis import strategies as st
 
+from shared.api.rules import ID_PATTERN
 from shared.health.rules import credential_expired, explanation, hints, warn_before
 from shared.model import AdlsDestination, BlobDestination, EntraId, ExportStatus, SasToken, Secret
-from shared.onboarding import EntraNotConfigured, ServiceIdentity, role_assignment
+from shared.onboarding import CLAIM, EntraNotConfigured, ServiceIdentity, claimed_projects, role_assignment
 from shared.outcomes import Cause, classify
 
 APP = "11111111-2222-3333-4444-555555555555"
@@ -202,3 +205,27 @@ def test_an_active_export_is_postponed_once_its_sas_expired_and_warned_once_befo
     )
     assert credential_expired(ExportStatus.POSTPONED, expires, expires + 1) is None
     assert credential_expired(ExportStatus.ACTIVE, None, expires) is None
+
+
+_PROJECT = st.from_regex(ID_PATTERN, fullmatch=True)
+
+
+@given(
+    projects=st.lists(_PROJECT, max_size=6),
+    other=_PROJECT,
+    spaces=st.sampled_from(["", " ", "  "]),
+    name=st.sampled_from([CLAIM, CLAIM.upper(), "SignalsExportProjects"]),
+    extra=st.dictionaries(st.from_regex(r"[a-z][a-z0-9]{0,9}", fullmatch=True), _PROJECT, max_size=3),
+)
+def test_a_claim_names_exactly_the_projects_listed_whatever_the_case_of_its_name(
+    projects: list[str], other: str, spaces: str, name: str, extra: dict[str, str]
+) -> None:
+    """The claim's value, comma-separated with blanks around or between, names the projects listed and
+    no other (not a part of one, nor a value of another metadata name); no claim names none."""
+    metadata = {**{key: value for key, value in extra.items() if key != CLAIM}, name: ""}
+    metadata[name] = f",{spaces}".join(projects) + ("," if spaces else "")
+    claimed = claimed_projects(metadata)
+    assert claimed == frozenset(projects)
+    for unnamed in {other, *(project[:-1] for project in projects)} - set(projects):
+        assert unnamed not in claimed
+    assert claimed_projects(None) == frozenset() == claimed_projects(extra)
