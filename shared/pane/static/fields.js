@@ -106,7 +106,7 @@ export const FIELDS = [
     type: "text",
     autocomplete: "off",
     when: (v) => v.auth === "entra",
-    help: "Your Microsoft Entra tenant's ID (a GUID). Before creating the export, an administrator consents to the service's application and gives it the role Storage Blob Data Contributor on the file system or container: the API's onboarding operation gives the link and the exact command.",
+    help: "Your Microsoft Entra tenant's ID (a GUID). Before creating the export, an administrator consents to the service's application, claims the file system or container for this project in its metadata (signalsexportprojects) and gives the application the role Storage Blob Data Contributor on it: the API's onboarding operation gives the link and the exact commands.",
   },
   {
     name: "destination.path",
