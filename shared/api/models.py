@@ -37,9 +37,10 @@ _SAS = (
 _ENTRA = (
     "Microsoft Entra ID, instead of a key: the service signs in to your tenant as its application (or, in "
     "the service's own tenant, as its managed identity), which needs the role Storage Blob Data "
-    "Contributor on the filesystem or container. No secret is given or stored. `POST "
-    "/api/projects/{projectId}/onboarding` gives the consent link and the exact role assignment. Needs "
-    "an https uri."
+    "Contributor on the filesystem or container, and the filesystem or container claims the project in its "
+    "metadata `signalsexportprojects` (read by the destination check, which cannot be skipped). No secret is "
+    "given or stored. `POST /api/projects/{projectId}/onboarding` gives the consent link, the exact role "
+    "assignment and the claim. Needs an https uri."
 )
 _TENANT = "Your Microsoft Entra tenant's id (a GUID): the tenant the storage account belongs to."
 SignalName = Annotated[str, Field(min_length=1, max_length=rules.MAX_SIGNAL_NAME)]

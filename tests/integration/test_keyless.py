@@ -281,22 +281,30 @@ def test_shared_key_switched_off_under_a_shared_key_export_postpones_with_the_en
 # -- consent -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kind", ["adls", "blob"])
 def test_consent_missing_at_creation_is_a_400_with_the_consent_link_and_following_it_lets_the_export_be_created(
+    kind: str,
     api: TestClient,
     writer: dict[str, str],
     project: str,
     keyless: Runtime,
     identity: LocalIdentity,
     lake_account: LakeAccount,
+    blob_account: BlobAccount,
 ) -> None:
-    """In a tenant that never consented, creating an Entra ID export is refused before anything is
-    stored: 400 DestinationConsentMissing, with the admin consent link; an administrator opening the
-    link consents, and the same request then creates the export."""
+    """In a tenant that never consented, creating an Entra ID export (ADLS Gen2 or Blob) is refused
+    before anything is stored: 400 DestinationConsentMissing, with the admin consent link; an
+    administrator opening the link consents, and the same request then creates the export."""
     tenant = identity.customer_tenant(consented=False)
-    lake_account.emulator.set_identity(lake_account.account, tenant=tenant)
-    fs = lake_account.filesystem("consentfs")
-    lake_account.claim(fs, project)
-    dest = destination("adls", lake_account.https_uri, f"{fs}/", entra={"tenantId": tenant})
+    if kind == "adls":
+        lake_account.emulator.set_identity(lake_account.account, tenant=tenant)
+        fs = lake_account.filesystem("consentfs")
+        lake_account.claim(fs, project)
+        dest = destination("adls", lake_account.https_uri, f"{fs}/", entra={"tenantId": tenant})
+    else:  # Azurite checks no tenant nor role: the token request is what consent decides
+        dest = destination(
+            "blob", blob_account.uri, blob_account.container(project), entra={"tenantId": tenant}
+        )
     refused = api.put(url(project, "consent"), json=definition(dest), headers=writer)
     assert refused.status_code == 400, refused.text
     error = refused.json()["error"]
@@ -308,7 +316,10 @@ def test_consent_missing_at_creation_is_a_400_with_the_consent_link_and_followin
     context = ssl.create_default_context(cafile=str(identity.tls.ca_file))
     with urllib.request.urlopen(link, context=context, timeout=10) as consented:  # noqa: S310 (the local Entra ID)
         assert consented.status == 200
-    lake_account.emulator.assign_role(lake_account.account, identity.principal_in(tenant), CONTRIBUTOR, fs)
+    if kind == "adls":
+        lake_account.emulator.assign_role(
+            lake_account.account, identity.principal_in(tenant), CONTRIBUTOR, fs
+        )
     created = api.put(url(project, "consent"), json=definition(dest), headers=writer)
     assert created.status_code == 201, created.text
 
