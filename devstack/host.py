@@ -30,7 +30,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +51,7 @@ from shared.settings import REPLAY_QUEUE
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".data"
+CA_BUNDLE = "REQUESTS_CA_BUNDLE"  # what requests (and so the Azure SDKs) trust: the local CA must be in it
 HOST_JSON = ROOT / "host.json"
 LOCAL_SETTINGS = ROOT / "local.settings.json"
 DEFAULT_PORT = 7071
@@ -228,11 +229,12 @@ def local_settings(
 
 
 @contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[dict[str, str]]:
-    """Set the values that the environment does not already have; undo on exit. Yields the result."""
+def environment(values: Mapping[str, str], *, replace: Collection[str] = ()) -> Iterator[dict[str, str]]:
+    """Set the values that the environment does not already have (and those named in `replace`,
+    whatever it has); undo on exit. Yields the result."""
     saved: dict[str, str | None] = {}
     for name, value in values.items():
-        if os.environ.get(name):
+        if os.environ.get(name) and name not in replace:
             continue
         saved[name] = os.environ.get(name)
         os.environ[name] = value
@@ -510,9 +512,15 @@ class LocalHost:
             values["EventHubConnection"] = hub_connection
         if self.storage is not None and self.storage.keyless is not None:
             # IDENTITY_ENDPOINT/HEADER, AZURE_AUTHORITY_HOST, REQUESTS_CA_BUNDLE: devstack/keyless.py
-            values.update(self.storage.keyless.identity.environment())
+            identity = self.storage.keyless.identity
+            values.update(identity.environment())
+            values.update(identity.app_settings())
+            machine = os.environ.get(CA_BUNDLE)
+            if machine and Path(machine).is_file() and Path(machine) != identity.tls.ca_bundle:
+                # The machine names a bundle of its own: trusted too, with the local CA added to it.
+                values[CA_BUNDLE] = str(identity.tls.bundle_with(Path(machine)))
         values.update(options.settings)
-        self._env = environment(values)
+        self._env = environment(values, replace=(CA_BUNDLE,) if CA_BUNDLE in values else ())
         self.settings = self._env.__enter__()
         self.issuer = issuer
 

@@ -119,6 +119,15 @@ class LocalIdentity:
             "REQUESTS_CA_BUNDLE": str(self.tls.ca_bundle),
         }
 
+    def app_settings(self) -> dict[str, str]:
+        """The service's app settings that name this directory's application, tenant and identity
+        (shared.settings: what infra/app/api.bicep sets in Azure)."""
+        return {
+            "EXPORT_APP_CLIENT_ID": self.ids.application_client_id,
+            "EXPORT_APP_TENANT_ID": self.ids.service_tenant,
+            "EXPORT_IDENTITY_CLIENT_ID": self.ids.identity_client_id,
+        }
+
 
 LAKE_HTTPS_OFFSET, ENTRA_OFFSET, IDENTITY_OFFSET, KEYLESS_BLOB_OFFSET = 5, 6, 7, 8
 KEYLESS_BLOB_ACCOUNT = "keylessblob"

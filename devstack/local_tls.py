@@ -187,6 +187,15 @@ class LocalTls:
         if not self.ca_bundle.exists() or self.ca_bundle.read_bytes() != bundle:
             self.ca_bundle.write_bytes(bundle)
 
+    def bundle_with(self, other: Path) -> Path:
+        """A bundle of another one's CAs (a machine's REQUESTS_CA_BUNDLE) and the local CA: what to
+        trust when the machine already names a bundle (`ca-bundle-machine.pem`)."""
+        bundle = self.folder / "ca-bundle-machine.pem"
+        text = other.read_bytes().rstrip(b"\n") + b"\n" + self.ca_file.read_bytes()
+        if not bundle.exists() or bundle.read_bytes() != text:
+            bundle.write_bytes(text)
+        return bundle
+
     def server_context(self) -> ssl.SSLContext:
         """A TLS server context with the local server certificate (TLS 1.2 and later)."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -1,12 +1,14 @@
 """The walkthrough `scripts/run` runs: the whole service, locally, from exports to files, through a
 broken destination and back, ending with proof that every signal landed exactly once.
 
-1. start the local stack (storage, the functions, the management API);
-2. create two exports of a project through the HTTP API, with a development token: ADLS Gen2, hourly
-   files, every signal; Blob (Application Insights layout), two signal names;
+1. start the local stack (storage, the functions, the management API, the local Entra ID);
+2. create three exports of a project through the HTTP API, with a development token: ADLS Gen2, hourly
+   files, every signal, with the account key; Blob (Application Insights layout), two signal names;
+   and a keyless one: ADLS Gen2 with Microsoft Entra ID, after the onboarding the API describes (the
+   role assignment made as the customer would, on the emulator);
 3. send signals of two projects (only the first has exports) and show the files they landed in;
-4. regenerate the ADLS Gen2 account's key: writes fail, the health check postpones the export and its
-   signals wait in the backlog;
+4. regenerate the ADLS Gen2 account's key: writes with the key fail, the health check postpones that
+   export and its signals wait in the backlog; the Entra ID export carries on;
 5. patch the export with the new key (the API checks it and resumes the export): the replay queue
    drains the backlog into the destination;
 6. read every file back with the SDKs and compare with what was sent, per destination and signal.
@@ -60,6 +62,7 @@ NAMES = ("pageView", "click", "purchase", "error")
 BLOB_NAMES = ("pageView", "purchase")
 LAKE_EXPORT = "lake"
 BLOB_EXPORT = "appinsights"
+KEYLESS_EXPORT = "keyless"
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,10 @@ class Run:
     @property
     def container(self) -> str:
         return f"appinsights-{self.tag}"
+
+    @property
+    def keyless_filesystem(self) -> str:
+        return f"keyless-{self.tag}"
 
     def wave(self, number: int, count: int) -> list[Message]:
         messages = list(
@@ -221,7 +228,7 @@ class Walkthrough:
         self.console.print(table)
 
     def create_exports(self) -> None:
-        self._title(f"Create two exports for project {self.run.project} (HTTP API, development token)")
+        self._title(f"Create three exports for project {self.run.project} (HTTP API, development token)")
         keys = self.host.keys
         lake = {
             "destination": {
@@ -263,8 +270,58 @@ class Walkthrough:
                 f"{destination['type']} {destination['uri']}\n{where}\nsignals: {signals}",
             )
         self.console.print(table)
+        self.create_keyless_export()
         self.console.print(
             f"Project [bold]{self.run.other_project}[/] has no export: its signals must land nowhere."
+        )
+
+    def create_keyless_export(self) -> None:
+        """The keyless export: the onboarding the API gives, the customer's steps (the filesystem claimed
+        for the project, the role assignment on it, made on the emulator as `az role assignment create`
+        would in Azure), then the export with Microsoft Entra ID: no key given or stored."""
+        keyless = self.host.storage.keyless_status() if self.host.storage is not None else {}
+        if not keyless:
+            raise DevstackError("the local Entra ID is not running: keyless exports need it")
+        destination = {
+            "type": "adls",
+            "uri": keyless["lakeHttps"] + "/",
+            "path": f"{self.run.keyless_filesystem}/signals/",
+            "entra": {"tenantId": keyless["lakeTenant"]},
+        }
+        path = f"/api/projects/{self.run.project}/onboarding"
+        onboarding = self._check(self._api().post(path, json={"destination": destination}), 200)
+        role = onboarding["roleAssignment"]
+        lines = [
+            f"POST {path}: for tenant {onboarding['tenantId']}",
+            f"principal   {onboarding['principal']}",
+            f"consent     {onboarding.get('adminConsentUrl') or '(none: the service tenant)'}",
+            f"role        {role['role']} on {role['scope'].split('/providers/', 1)[-1]}",
+            f"az          {role['azCommand']}",
+            f"claim       {onboarding['claim']['azCommand']}",
+        ]
+        self.console.print(Panel("\n".join(lines), title="Onboarding a keyless (Microsoft Entra ID) export"))
+        from azure.storage.filedatalake import DataLakeServiceClient
+
+        from devstack.adls_emulator import CONTRIBUTOR
+
+        credential = {"account_name": LAKE_ACCOUNT, "account_key": self.host.keys[LAKE_ACCOUNT]}
+        claim = onboarding["claim"]
+        with DataLakeServiceClient(self.host.lake_url, credential=credential) as lake:
+            lake.create_file_system(self.run.keyless_filesystem, metadata={claim["metadata"]: claim["value"]})
+        self.host.lake.assign_role(
+            LAKE_ACCOUNT, keyless["lakePrincipal"], CONTRIBUTOR, self.run.keyless_filesystem
+        )
+        self.console.print(
+            f"The customer created filesystem {self.run.keyless_filesystem}, claimed it for the project "
+            "in its metadata and assigned the role on it (consent was given when the local tenant was made)."
+        )
+        export = {"destination": destination, "granularity": "hour", "signals": "all"}
+        url = f"/api/projects/{self.run.project}/exports/{KEYLESS_EXPORT}"
+        response = self._api().put(url, json=export, headers={"If-None-Match": "*"})
+        created = self._check(response, 201)
+        self.console.print(
+            f"PUT {url} -> {response.status_code} Created, status [green]{created['status']}[/], "
+            f"authentication [bold]{created['destination']['authentication']}[/] (no key given or stored)."
         )
 
     def send_first(self) -> None:
@@ -313,6 +370,13 @@ class Walkthrough:
             f"The Blob export is not affected: [green]{blob['status']}[/], "
             f"{blob['counters']['exported']} signals exported."
         )
+        keyless = self._health(KEYLESS_EXPORT)
+        self.console.print(
+            "Nor is the Entra ID export on the same account (it holds no key): "
+            f"[green]{keyless['status']}[/], {keyless['counters']['exported']} signals exported."
+        )
+        if keyless["status"] != "active":
+            raise DevstackError(f"the Entra ID export should be active, it is {keyless['status']}")
         self._send("signals while postponed", self.run.wave(3, self.counts["postponed"]))
         health = self._health(LAKE_EXPORT)
         self.console.print(
@@ -380,14 +444,14 @@ class Walkthrough:
 
     # -- reading back -------------------------------------------------------------------------------
 
-    def lake_files(self) -> dict[str, list[bytes]]:
+    def lake_files(self, filesystem_name: str = "") -> dict[str, list[bytes]]:
         from azure.storage.filedatalake import DataLakeServiceClient
 
         service = DataLakeServiceClient(
             self.host.lake_url,
             credential={"account_name": LAKE_ACCOUNT, "account_key": self.host.keys[LAKE_ACCOUNT]},
         )
-        filesystem = service.get_file_system_client(self.run.filesystem)
+        filesystem = service.get_file_system_client(filesystem_name or self.run.filesystem)
         files: dict[str, list[bytes]] = {}
         for path in filesystem.get_paths(recursive=True):
             if not path.is_directory:
@@ -411,10 +475,16 @@ class Walkthrough:
     def verify(self) -> bool:
         self._title("Read every file back and compare with what was sent")
         lake, blob = self.lake_files(), self.blob_files()
+        keyless = self.lake_files(self.run.keyless_filesystem)
         report = verify(
             self.run.sent,
             {
                 "ADLS": (lake, lambda s: s.project == self.run.project, _lake_place(LAKE_EXPORT)),
+                "Entra": (
+                    keyless,
+                    lambda s: s.project == self.run.project,
+                    _lake_place(KEYLESS_EXPORT),
+                ),
                 "Blob": (
                     blob,
                     lambda s: s.project == self.run.project and s.name in BLOB_NAMES,

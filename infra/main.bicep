@@ -134,6 +134,9 @@ param backlogRetentionDays int = 7
 @description('EXPORT_CACHE_SECONDS: how long an instance caches the list of exports.')
 param exportCacheSeconds int = 30
 
+@description('EXPORT_APP_CLIENT_ID: client id of the multi-tenant application customers consent to for keyless (Microsoft Entra ID) destinations, whose federated credential trusts the managed identity (infra/README.md, Keyless destinations); empty: Microsoft Entra ID in the service\'s own tenant only.')
+param exportAppClientId string = ''
+
 @description('LOCATION_DATABASE_BLOB: <container>/<blob> of a MaxMind DB file (GeoLite2/GeoIP2 City) in the service\'s storage; empty: no location option (infra/README.md, Location database).')
 param locationDatabaseBlob string = ''
 
@@ -187,6 +190,7 @@ module resources 'app/resources.bicep' = {
     backlogRetentionDays: backlogRetentionDays
     exportCacheSeconds: exportCacheSeconds
     locationDatabaseBlob: locationDatabaseBlob
+    exportAppClientId: exportAppClientId
     logRetentionInDays: logRetentionInDays
   }
 }

@@ -7,12 +7,13 @@ Retrying is safe because delivery is idempotent (see shared.delivery).
 
 from __future__ import annotations
 
+import logging
+import re
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
-from urllib.parse import urlparse
 
 import stamina
 from azure.core import MatchConditions
@@ -21,8 +22,10 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from azure.storage.filedatalake import DataLakeServiceClient, FileSystemClient
 
 from shared.delivery import FileGone, FileInfo, FileSink, PositionConflict
-from shared.model import AdlsDestination, BlobDestination, Destination
-from shared.outcomes import STORAGE_ERRORS, WriteFailure, classify, error_code, is_storage_error
+from shared.identity import EntraCredentials
+from shared.model import AdlsDestination, BlobDestination, Destination, EntraId, SasToken, account_name
+from shared.onboarding import EntraNotConfigured, claimed_projects
+from shared.outcomes import STORAGE_ERRORS, Cause, WriteFailure, classify, error_code, is_storage_error
 
 T = TypeVar("T")
 
@@ -32,30 +35,66 @@ OWNER = "signalsexport"  # metadata: the owner mark a file was created with (sha
 _CLIENT_OPTIONS: dict[str, Any] = {"retry_total": 0, "connection_timeout": 5, "read_timeout": 20}
 _GONE_CODES = {"PathNotFound", "BlobNotFound"}
 PROBE_FILE = ".signals-export-probe"  # each check writes its own: PROBE_FILE-<random hex>
+# A SAS refused (AuthenticationFailed) this close to its expiry, by the service's clock, is taken for an
+# expired one: the account's clock may be ahead (Azure allows requests' clocks 15 minutes of skew).
+SAS_CLOCK_SKEW = 15 * 60.0
 
 
-def account_name(account_url: str) -> str:
-    """The storage account named by a URL: the host's first label, or the first path segment of a
-    path-style local emulator URL such as http://127.0.0.1:10000/devstoreaccount1."""
-    parsed = urlparse(account_url)
-    host = parsed.hostname or ""
-    if host.replace(".", "").isdigit() or host == "localhost" or "." not in host:
-        return parsed.path.strip("/").split("/")[0]
-    return host.split(".")[0]
+_SIGNATURE = re.compile(r"(?i)([?&]sig=)[^&\s'\"]+")
+
+
+class _RedactSignatures(logging.Filter):
+    """A SAS travels in each request's URL, and urllib3 logs URLs at DEBUG: the signature is replaced
+    before any handler sees the record (the SDKs' own logging policies redact it already)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _SIGNATURE.sub(r"\1REDACTED", a) if isinstance(a, str) else a for a in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _SIGNATURE.sub(r"\1REDACTED", record.msg)
+        return True
+
+
+def redact_signatures_in_logs() -> None:
+    """Install the filter on urllib3's connection logger, once per process."""
+    logger = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, _RedactSignatures) for f in logger.filters):
+        logger.addFilter(_RedactSignatures())
 
 
 class DestinationClients:
-    """SDK clients for customers' destinations, created once per process and reused across batches."""
+    """SDK clients for customers' destinations, created once per process and reused across batches.
 
-    def __init__(self, client_options: dict[str, Any] | None = None) -> None:
+    A client authenticates as its destination says: the account's shared key, the SAS (the SDK adds it
+    to every request), or a Microsoft Entra ID token of the customer's tenant (`EntraCredentials`: one
+    credential per tenant, shared by every client of it). A SAS destination's writes stop at its
+    expiry: past it they fail as `credential-expired` without asking the account."""
+
+    def __init__(
+        self,
+        client_options: dict[str, Any] | None = None,
+        *,
+        entra: EntraCredentials | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._options = {**_CLIENT_OPTIONS, **(client_options or {})}
+        redact_signatures_in_logs()
+        self._entra = entra
+        self._clock = clock
         self._lock = threading.Lock()
         self._clients: dict[Destination, FileSystemClient | ContainerClient] = {}
 
     def sink(self, destination: Destination) -> FileSink:
+        sink: FileSink
         if isinstance(destination, AdlsDestination):
-            return AdlsSink(self.filesystem(destination))
-        return AppendBlobSink(self.container(destination))
+            sink = AdlsSink(self.filesystem(destination))
+        else:
+            sink = AppendBlobSink(self.container(destination))
+        if isinstance(destination.credential, SasToken):
+            return SasSink(sink, destination.credential.expires_at, self._clock)
+        return sink
 
     def filesystem(self, destination: AdlsDestination) -> FileSystemClient:
         return cast(FileSystemClient, self._client(destination))
@@ -67,10 +106,7 @@ class DestinationClients:
         with self._lock:
             client = self._clients.get(destination)
             if client is None:
-                credential = {
-                    "account_name": account_name(destination.account_url),
-                    "account_key": destination.key.value,
-                }
+                credential = self._credential(destination)
                 if isinstance(destination, AdlsDestination):
                     client = DataLakeServiceClient(
                         destination.account_url, credential=credential, **self._options
@@ -82,30 +118,93 @@ class DestinationClients:
                 self._clients[destination] = client
             return client
 
+    def _credential(self, destination: Destination) -> Any:
+        """What the SDK authenticates with. Raises WriteFailure when Entra ID cannot be used: the
+        service is not set up for it, or the account's URL is not https (the SDKs send tokens over
+        https only; the API refuses such a destination before it is stored)."""
+        credential = destination.credential
+        if isinstance(credential, SasToken):
+            return credential.token.value
+        if isinstance(credential, EntraId):
+            if not destination.account_url.startswith("https://"):
+                raise WriteFailure(Cause.REJECTED, "HttpsRequired")
+            if self._entra is None:
+                raise WriteFailure(Cause.AUTHENTICATION, "EntraIdNotConfigured")
+            try:
+                return self._entra.for_tenant(credential.tenant_id)
+            except EntraNotConfigured:
+                raise WriteFailure(Cause.AUTHENTICATION, "EntraIdNotConfigured") from None
+        return {"account_name": destination.account, "account_key": credential.value}
+
+    def _expired(self, destination: Destination) -> WriteFailure | None:
+        credential = destination.credential
+        if isinstance(credential, SasToken) and self._clock() >= credential.expires_at:
+            return sas_expired()
+        return None
+
+    def _classify(self, destination: Destination, error: BaseException) -> WriteFailure:
+        """`classify`, knowing the destination: a SAS refused near its expiry expired."""
+        failure = classify(error)
+        credential = destination.credential
+        if isinstance(credential, SasToken) and _expiry_refusal(
+            failure, credential.expires_at, self._clock()
+        ):
+            return sas_expired()
+        return failure
+
     def prepare(self, destination: Destination) -> None:
         """Create the filesystem or container if missing. Done when an export is created or resumed,
         never by live writes: a filesystem deleted later postpones the export instead of being
-        silently recreated."""
+        silently recreated. A SAS covers one filesystem or container and cannot create it: with a SAS,
+        it must exist (not-found otherwise)."""
+        expired = self._expired(destination)
+        if expired is not None:
+            raise expired
         try:
-            if isinstance(destination, AdlsDestination):
+            if isinstance(destination.credential, SasToken):
+                self._properties(destination)
+            elif isinstance(destination, AdlsDestination):
                 self.filesystem(destination).create_file_system()
             else:
                 self.container(destination).create_container()
         except ResourceExistsError:
             pass
         except STORAGE_ERRORS as error:
-            raise classify(error) from None
+            raise self._classify(destination, error) from None
 
     def probe(self, destination: Destination) -> WriteFailure | None:
         """A cheap read of the filesystem's or container's properties: None when it answers."""
+        expired = self._expired(destination)
+        if expired is not None:
+            return expired
+        try:
+            self._properties(destination)
+        except STORAGE_ERRORS as error:
+            return self._classify(destination, error)
+        return None
+
+    def _properties(self, destination: Destination) -> None:
+        if isinstance(destination.credential, SasToken):
+            # A container SAS cannot read the container's own properties (Azure answers 403
+            # AuthorizationFailure): a file's are read instead, and a missing file answers as well.
+            self.sink(destination).describe(PROBE_FILE)
+        elif isinstance(destination, AdlsDestination):
+            self.filesystem(destination).get_file_system_properties()
+        else:
+            self.container(destination).get_container_properties()
+
+    def claims(self, destination: Destination) -> frozenset[str]:
+        """The projects the filesystem's or container's metadata claims it for (shared.onboarding.CLAIM):
+        whose storage it is, for Microsoft Entra ID destinations. A read only: nothing is created.
+        Raises WriteFailure."""
         try:
             if isinstance(destination, AdlsDestination):
-                self.filesystem(destination).get_file_system_properties()
+                metadata = self.filesystem(destination).get_file_system_properties().metadata
             else:
-                self.container(destination).get_container_properties()
+                metadata = self.container(destination).get_container_properties().metadata
         except STORAGE_ERRORS as error:
-            return classify(error)
-        return None
+            raise self._classify(destination, error) from None
+        return claimed_projects(metadata)
 
     def probe_write(self, destination: Destination) -> WriteFailure | None:
         """Prove that the service can write: create, append to and delete a small probe file. Used when
@@ -114,15 +213,15 @@ class DestinationClients:
         Each check writes a file of its own (a random name), so checks of several exports on one
         filesystem or container at once never meet. A probe left by a failed check is deleted too,
         as far as the storage still lets us."""
-        sink = self.sink(destination)
         path = f"{PROBE_FILE}-{secrets.token_hex(8)}"
         try:
+            sink = self.sink(destination)
             sink.create(path)
             sink.append(path, b"\n", 0)
             self._delete(destination, path)
         except STORAGE_ERRORS as error:
             self._clean_up(destination, path)
-            return classify(error)
+            return self._classify(destination, error)
         except BaseException:
             self._clean_up(destination, path)
             raise
@@ -252,6 +351,52 @@ class AppendBlobSink:
         return [blob.name for blob in self._container.list_blobs(name_starts_with=prefix)]
 
 
+class SasSink:
+    """The sink of a SAS destination: past the SAS's expiry, every operation fails as
+    `credential-expired` before any request (the service knows the expiry; the account's refusal says
+    only AuthenticationFailed, and over the Data Lake endpoint not even why), and a refusal near it is
+    read as the expiry too (the account's clock may be ahead of the service's)."""
+
+    def __init__(self, inner: FileSink, expires_at: float, clock: Callable[[], float]) -> None:
+        self._inner = inner
+        self._expires_at = expires_at
+        self._clock = clock
+        self.max_append = inner.max_append
+
+    def _call(self, operation: Callable[..., T], *args: Any) -> T:
+        if self._clock() >= self._expires_at:
+            raise sas_expired()
+        try:
+            return operation(*args)
+        except HttpResponseError as error:
+            if _expiry_refusal(classify(error), self._expires_at, self._clock()):
+                raise sas_expired() from None
+            raise
+
+    def create(self, path: str, owner: str = "") -> bool:
+        return self._call(self._inner.create, path, owner)
+
+    def length(self, path: str) -> int | None:
+        return self._call(self._inner.length, path)
+
+    def describe(self, path: str) -> FileInfo | None:
+        return self._call(self._inner.describe, path)
+
+    def append(self, path: str, data: bytes, position: int) -> int:
+        return self._call(self._inner.append, path, data, position)
+
+    def read(self, path: str, start: int, end: int) -> bytes:
+        return self._call(self._inner.read, path, start, end)
+
+
+def _expiry_refusal(failure: WriteFailure, expires_at: float, now: float) -> bool:
+    return failure.code == "AuthenticationFailed" and now >= expires_at - SAS_CLOCK_SKEW
+
+
+def sas_expired() -> WriteFailure:
+    return WriteFailure(Cause.CREDENTIAL_EXPIRED, "SasExpired")
+
+
 def _blocks(data: bytes) -> Iterator[bytes]:
     """Split at line ends into blocks of at most 4 MiB, so that every block holds whole lines."""
     start = 0
@@ -307,6 +452,7 @@ __all__ = [
     "AdlsSink",
     "AppendBlobSink",
     "DestinationClients",
+    "SasSink",
     "WriteFailure",
     "account_name",
     "set_testing",

@@ -29,14 +29,19 @@ from azure.data.tables import TableClient, UpdateMode
 
 from shared.model import (
     AdlsDestination,
+    AuthMethod,
     BlobDestination,
+    Credential,
     Destination,
+    EntraId,
     Export,
     ExportStatus,
     Granularity,
     LocationOption,
     ReplayPlacement,
+    SasToken,
 )
+from shared.sas import parse as parse_sas
 from shared.secrets import KeyBox, SealError
 
 log = logging.getLogger("signals_export.exports")
@@ -238,13 +243,17 @@ class Exports:
         version read; returns how many were resealed."""
         resealed = 0
         for entity in self._table.list_entities(
-            select=["PartitionKey", "RowKey", "sealed_key", "sealed_webhook_secret"]
+            select=["PartitionKey", "RowKey", "auth", "sealed_key", "sealed_webhook_secret"]
         ):
             project_id, export_id = entity["PartitionKey"], entity["RowKey"]
             context = _context(project_id, export_id)
+            key_context = _credential_context(context, entity.get("auth"))
             changes: dict[str, Any] = {}
             try:
-                for name, where in (("sealed_key", context), ("sealed_webhook_secret", context + "/webhook")):
+                for name, where in (
+                    ("sealed_key", key_context),
+                    ("sealed_webhook_secret", context + "/webhook"),
+                ):
                     sealed = entity.get(name)
                     if sealed and not self._keys.is_current(sealed):
                         changes[name] = self._keys.seal(self._keys.open(sealed, where), where)
@@ -291,7 +300,7 @@ class Exports:
             "RowKey": export.export_id,
             "destination_type": destination.kind,
             "account_url": destination.account_url,
-            "sealed_key": self._keys.seal(destination.key, context),
+            **self._credential_properties(destination.credential, context),
             **_signals_properties(export.signals),
             "granularity": export.granularity.value,
             "enabled": export.enabled,
@@ -315,17 +324,37 @@ class Exports:
             ).decode()
         return entity
 
+    def _credential_properties(self, credential: Credential, context: str) -> dict[str, Any]:
+        """The credential as properties: the method (absent: shared key, as rows written before it),
+        the key or SAS sealed under a context that names the method (one can never be read as the
+        other), or the Entra tenant (no secret)."""
+        if isinstance(credential, EntraId):
+            return {"auth": AuthMethod.ENTRA.value, "sealed_key": "", "tenant_id": credential.tenant_id}
+        if isinstance(credential, SasToken):
+            sealed = self._keys.seal(credential.token, _credential_context(context, AuthMethod.SAS))
+            return {"auth": AuthMethod.SAS.value, "sealed_key": sealed}
+        return {"sealed_key": self._keys.seal(credential, context)}
+
+    def _credential(self, entity: Any, context: str) -> Credential:
+        method = AuthMethod(entity.get("auth") or AuthMethod.SHARED_KEY)
+        if method is AuthMethod.ENTRA:
+            return EntraId(str(entity["tenant_id"]))
+        secret = self._keys.open(entity["sealed_key"], _credential_context(context, method))
+        if method is AuthMethod.SAS:
+            return parse_sas(secret.value, str(entity["destination_type"]))
+        return secret
+
     def _from_entity(self, entity: Any) -> Export:
         """The export an entity holds, its keys opened."""
         project_id, export_id = entity["PartitionKey"], entity["RowKey"]
-        key = self._keys.open(entity["sealed_key"], _context(project_id, export_id))
+        credential = self._credential(entity, _context(project_id, export_id))
         destination: Destination
         if entity["destination_type"] == "adls":
             destination = AdlsDestination(
-                entity["account_url"], entity["filesystem"], entity.get("directory", ""), key
+                entity["account_url"], entity["filesystem"], entity.get("directory", ""), credential
             )
         else:
-            destination = BlobDestination(entity["account_url"], entity["container"], key)
+            destination = BlobDestination(entity["account_url"], entity["container"], credential)
         signals = (
             "".join(
                 entity.get(f"signals{i}" if i else "signals", "")
@@ -376,6 +405,11 @@ def _signals_properties(signals: frozenset[str] | None) -> dict[str, Any]:
 
 def _context(project_id: str, export_id: str) -> str:
     return f"export:{project_id}/{export_id}"
+
+
+def _credential_context(context: str, method: str | None) -> str:
+    """A sealed SAS is bound to its method too: a row whose method was changed does not open."""
+    return f"{context}/sas" if method == AuthMethod.SAS else context
 
 
 class ExportRegistry:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 
 class Granularity(StrEnum):
@@ -41,31 +42,105 @@ class Secret:
     __str__ = __repr__
 
 
+class AuthMethod(StrEnum):
+    """How the service authenticates to a destination (the API's names)."""
+
+    SHARED_KEY = "sharedKey"  # the account's access key
+    SAS = "sas"  # a shared access signature for the filesystem or container
+    ENTRA = "entra"  # Microsoft Entra ID: the service's identity, with a role on the filesystem or container
+
+
 @dataclass(frozen=True, slots=True)
-class AdlsDestination:
+class SasToken:
+    """A filesystem or container SAS (service or user delegation): the token, secret, and what the
+    service knows of it without using it (shared.sas reads both from the token)."""
+
+    token: Secret
+    expires_at: float  # `se`, seconds since the epoch
+    delegated: bool = False  # a user delegation SAS (signed with a key got through Entra ID)
+
+
+@dataclass(frozen=True, slots=True)
+class EntraId:
+    """Microsoft Entra ID: the customer's tenant, where the service's application (or, in the service's
+    own tenant, its managed identity) holds a role on the filesystem or container. No secret."""
+
+    tenant_id: str
+
+
+Credential = Secret | SasToken | EntraId
+"""What a destination authenticates with: the account's shared key (a Secret), a SAS, or Entra ID."""
+
+
+def account_name(account_url: str) -> str:
+    """The storage account named by a URL: the host's first label, or the first path segment of a
+    path-style local emulator URL such as http://127.0.0.1:10000/devstoreaccount1."""
+    parsed = urlsplit(account_url)
+    host = parsed.hostname or ""
+    if host.replace(".", "").isdigit() or host == "localhost" or "." not in host:
+        return parsed.path.strip("/").split("/")[0]
+    return host.split(".")[0]
+
+
+def auth_method(credential: Credential) -> AuthMethod:
+    if isinstance(credential, SasToken):
+        return AuthMethod.SAS
+    if isinstance(credential, EntraId):
+        return AuthMethod.ENTRA
+    return AuthMethod.SHARED_KEY
+
+
+class _OnAccount:
+    """What both destination kinds tell from their account URL and credential."""
+
+    __slots__ = ()
+    account_url: str
+    credential: Credential
+
+    @property
+    def method(self) -> AuthMethod:
+        return auth_method(self.credential)
+
+    @property
+    def account(self) -> str:
+        return account_name(self.account_url)
+
+
+@dataclass(frozen=True, slots=True)
+class AdlsDestination(_OnAccount):
     """An ADLS Gen2 account, filesystem and directory that an export writes files into."""
 
     account_url: str
     filesystem: str
     directory: str
-    key: Secret
+    credential: Credential
 
     @property
     def kind(self) -> str:
         return "adls"
 
+    @property
+    def scope(self) -> str:
+        """The filesystem: what a SAS or a role assignment covers."""
+        return self.filesystem
+
 
 @dataclass(frozen=True, slots=True)
-class BlobDestination:
+class BlobDestination(_OnAccount):
     """A Blob container that an export writes in the Application Insights continuous-export layout."""
 
     account_url: str
     container: str
-    key: Secret
+    credential: Credential
 
     @property
     def kind(self) -> str:
         return "blob"
+
+    @property
+    def scope(self) -> str:
+        """The container: what a SAS or a role assignment covers."""
+        return self.container
 
 
 Destination = AdlsDestination | BlobDestination

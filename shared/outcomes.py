@@ -7,6 +7,7 @@ quote a request, and nothing from a request may reach a log or a response.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -28,6 +29,11 @@ class Cause(StrEnum):
     THROTTLED = "throttled"
     TRANSIENT = "transient"
     REJECTED = "rejected"
+    # Keyless destinations (Microsoft Entra ID, SAS) and accounts without shared keys.
+    PERMISSION_MISSING = "permission-missing"  # no role (Entra ID), or a permission the SAS lacks
+    SHARED_KEY_DISABLED = "shared-key-disabled"  # the account refuses its keys and SAS signed with them
+    CONSENT_MISSING = "consent-missing"  # the service's application is not consented to in the tenant
+    CREDENTIAL_EXPIRED = "credential-expired"  # the SAS is past its expiry
 
     @property
     def retryable(self) -> bool:
@@ -52,6 +58,20 @@ _AUTH_CODES = {
     "KeyBasedAuthenticationNotPermitted",
     "AccountIsDisabled",
 }
+_BY_CODE = {
+    # 403 with a token or SAS: the principal has no role granting the operation, or the SAS lacks the
+    # permission (https://learn.microsoft.com/troubleshoot/azure/azure-storage/blobs/authentication/storage-troubleshoot-403-errors).
+    "AuthorizationPermissionMismatch": "permission-missing",
+    # 403 when allowSharedKeyAccess is false: the key and SAS signed with it are refused
+    # (https://learn.microsoft.com/azure/storage/common/shared-key-authorization-prevent).
+    "KeyBasedAuthenticationNotPermitted": "shared-key-disabled",
+}
+# AuthenticationErrorDetail of a SAS outside its validity interval (Blob service, with a body).
+_TIME_FRAME = "Signature not valid in the specified time frame"
+# Microsoft Entra ID's errors of a token request: the application is not in the tenant (no admin consent,
+# AADSTS700016), or consent is required (AADSTS65001) (https://learn.microsoft.com/entra/identity-platform/reference-error-codes).
+_CONSENT_CODES = {700016, 65001}
+_AADSTS = re.compile(r"AADSTS(\d{4,8})")
 _NAME_RESOLUTION_HINTS = ("NameResolutionError", "Name or service not known", "getaddrinfo", "nodename nor")
 
 
@@ -88,9 +108,15 @@ def classify(error: BaseException) -> WriteFailure:
     """
     if isinstance(error, WriteFailure):
         return error
+    if isinstance(error, ClientAuthenticationError) and not error_code(error):
+        return _token_failure(error)
     if isinstance(error, HttpResponseError):
         status = error.status_code
         code = error_code(error) or str(getattr(error, "reason", None) or f"HTTP{status}")
+        if code in _BY_CODE:
+            return WriteFailure(Cause(_BY_CODE[code]), code, status)
+        if code == "AuthenticationFailed" and _TIME_FRAME in str(error.message):
+            return WriteFailure(Cause.CREDENTIAL_EXPIRED, code, status)
         if isinstance(error, ClientAuthenticationError) or code in _AUTH_CODES or status in {401, 403}:
             return WriteFailure(Cause.AUTHENTICATION, code, status)
         if code in _THROTTLING_CODES or status == 429:
@@ -108,6 +134,29 @@ def classify(error: BaseException) -> WriteFailure:
         # The file kept changing under the writer (another writer, or the customer writing into it).
         return WriteFailure(Cause.TRANSIENT, "ConflictsPersist")
     raise error
+
+
+def _token_failure(error: ClientAuthenticationError) -> WriteFailure:
+    """A credential that could not get a token for the storage account (azure-identity raises these
+    before any request reaches the account): consent missing in the customer's tenant, another Entra
+    error (its AADSTS code), the storage account's challenge naming another tenant than the export's
+    (the account's 401 is the error's cause), or the managed identity unavailable (transient)."""
+    from azure.identity import CredentialUnavailableError  # only on this path: no import cost otherwise
+
+    if isinstance(error, CredentialUnavailableError):
+        return WriteFailure(Cause.TRANSIENT, "ManagedIdentityUnavailable")
+    found = _AADSTS.search(str(error.message))
+    if found is not None:
+        number = int(found.group(1))
+        cause = Cause.CONSENT_MISSING if number in _CONSENT_CODES else Cause.AUTHENTICATION
+        return WriteFailure(cause, f"AADSTS{number}", error.status_code)
+    refused = error.__cause__  # azure-core raises the token request's error from the account's 401
+    if isinstance(refused, HttpResponseError) and refused.response is not None:
+        headers = getattr(refused.response, "headers", None) or {}
+        code = error_code(refused) or str(headers.get("x-ms-error-code") or "")
+        if code:
+            return WriteFailure(Cause.AUTHENTICATION, code, refused.status_code)
+    return WriteFailure(Cause.AUTHENTICATION, "TokenNotIssued", error.status_code)
 
 
 STORAGE_ERRORS = (

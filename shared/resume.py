@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from shared.destinations import DestinationClients
 from shared.exports import Exports
 from shared.health.records import HealthRecords
-from shared.health.rules import hints
-from shared.model import Export, ExportStatus
+from shared.health.rules import Access, hints
+from shared.model import Destination, Export, ExportStatus
 from shared.outcomes import WriteFailure
 from shared.replay import ReplayQueue
 
@@ -46,6 +46,7 @@ class Resumer:
         records: HealthRecords,
         changed: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
+        access: Callable[[Destination], Access | None] = lambda destination: None,
     ) -> None:
         self._exports = exports
         self._destinations = destinations
@@ -53,6 +54,7 @@ class Resumer:
         self._records = records
         self._changed = changed  # the export cache is told (shared.exports.ExportRegistry.invalidate)
         self._clock = clock
+        self._access = access  # how a destination authenticates, for its hints (shared.onboarding)
 
     def resume(self, export: Export, *, by: str = "customer") -> ResumeResult:
         """Raises ResumeRefused, changing nothing, while the destination still fails."""
@@ -62,7 +64,7 @@ class Resumer:
             raise ResumeRefused(
                 failure.cause.value,
                 f"The destination still fails ({failure}): the export stays {export.status.value}.",
-                hints(failure.cause.value),
+                hints(failure.cause.value, self._access(export.destination)),
             )
         if export.status is not ExportStatus.ACTIVE:
             self._exports.set_status(export.project_id, export.export_id, ExportStatus.ACTIVE, cause="")

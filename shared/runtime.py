@@ -31,6 +31,7 @@ from shared.fanout import Fanout
 from shared.health.check import HealthCheck
 from shared.health.records import HealthRecords
 from shared.health.view import HealthView
+from shared.identity import EntraCredentials
 from shared.ledger import PartitionLedger, partition_key
 from shared.location import Locator
 from shared.notify import Notifier, Webhooks
@@ -139,7 +140,11 @@ class Runtime:
 
     @cached_property
     def destinations(self) -> DestinationClients:
-        return DestinationClients({"raw_request_hook": self.request_hook} if self.request_hook else {})
+        return DestinationClients(
+            {"raw_request_hook": self.request_hook} if self.request_hook else {},
+            entra=EntraCredentials(self.settings.identity),
+            clock=self.now,
+        )
 
     # -- the export path
 
@@ -218,6 +223,7 @@ class Runtime:
             records=self.health_records,
             changed=self.registry.invalidate,
             clock=self.now,
+            access=self.settings.identity.access,
         )
 
     @cached_property
@@ -240,6 +246,7 @@ class Runtime:
             policy=self.settings.health,
             replays=self.replays,
             clock=self.now,
+            access=self.settings.identity.access,
         )
 
     @cached_property
@@ -250,6 +257,8 @@ class Runtime:
             ledger_table=self.ledger_table,
             replays=self.replays,
             clock=self.now,
+            access=self.settings.identity.access,
+            warn_ahead=self.settings.health.credential_warning,
         )
 
     @cached_property
@@ -272,6 +281,7 @@ class Runtime:
             allowed_storage_suffixes=self.settings.allowed_storage_suffixes,
             allow_private_webhooks=self.settings.allow_private_webhooks,
             location_configured=self.settings.location_configured,
+            identity=self.settings.identity,
         )
 
 

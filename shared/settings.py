@@ -22,6 +22,7 @@ from pydantic_settings.sources import PydanticBaseSettingsSource
 from pydantic_settings.sources.utils import parse_env_vars
 
 from shared.health.rules import HealthPolicy
+from shared.onboarding import PUBLIC_AUTHORITY, ServiceIdentity
 
 LOCATION_PATH = "LOCATION_DATABASE_PATH"
 LOCATION_BLOB = "LOCATION_DATABASE_BLOB"
@@ -62,7 +63,26 @@ def _blob_name(value: str) -> str:
     return value
 
 
+def _guid(value: str) -> str:
+    """A client or tenant id: a GUID, as Microsoft Entra ID writes it (lowercase)."""
+    if value and not re.fullmatch(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", value.lower()
+    ):
+        raise ValueError("a GUID")
+    return value.lower()
+
+
+def _authority(value: str) -> str:
+    """Where Microsoft Entra ID answers: an https URL without a path."""
+    if not re.fullmatch(r"https://[A-Za-z0-9.\-\[\]:]+/?", value):
+        raise ValueError(
+            "an https URL of Microsoft Entra ID's authority, like https://login.microsoftonline.com"
+        )
+    return value.rstrip("/")
+
+
 CommaSeparated = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)]
+Guid = Annotated[str, AfterValidator(_guid)]
 Positive = Annotated[float, Field(gt=0)]
 Count = Annotated[int, Field(gt=0)]
 
@@ -96,6 +116,15 @@ class AppSettings(BaseSettings):
     health_min_success_rate: Annotated[float, Field(ge=0, le=1)] = Field(0.5, alias="HEALTH_MIN_SUCCESS_RATE")
     backlog_retention_days: Positive = Field(7.0, alias="BACKLOG_RETENTION_DAYS")
     health_probe_seconds: Annotated[float, Field(ge=0)] = Field(60.0, alias="HEALTH_PROBE_SECONDS")
+    credential_warning_days: Positive = Field(7.0, alias="CREDENTIAL_WARNING_DAYS")
+    # Keyless destinations (shared.onboarding): the multi-tenant application customers consent to, whose
+    # federated credential trusts the managed identity; the service's tenant; that identity; Entra's host.
+    export_app_client_id: Guid = Field("", alias="EXPORT_APP_CLIENT_ID")
+    export_app_tenant_id: Guid = Field("", alias="EXPORT_APP_TENANT_ID")
+    export_identity_client_id: Guid = Field("", alias="EXPORT_IDENTITY_CLIENT_ID")
+    authority_host: Annotated[str, AfterValidator(_authority)] = Field(
+        PUBLIC_AUTHORITY, alias="AZURE_AUTHORITY_HOST"
+    )
     # Location enrichment: the operator's MaxMind DB, a file or `<container>/<blob>` in the service's
     # storage; at most one. Neither: exports cannot ask for locations.
     location_database_path: str = Field("", alias="LOCATION_DATABASE_PATH")
@@ -155,6 +184,15 @@ class AppSettings(BaseSettings):
             min_success_rate=self.health_min_success_rate,
             retention=timedelta(days=self.backlog_retention_days),
             probe_every=timedelta(seconds=self.health_probe_seconds),
+            credential_warning=timedelta(days=self.credential_warning_days),
+        )
+
+    def identity(self) -> ServiceIdentity:
+        return ServiceIdentity(
+            application_client_id=self.export_app_client_id,
+            tenant_id=self.export_app_tenant_id,
+            identity_client_id=self.export_identity_client_id,
+            authority=self.authority_host,
         )
 
 
@@ -208,6 +246,7 @@ class Settings:
     location_database_path: str = ""
     location_database_blob: str = ""
     location_check_seconds: float = 300.0
+    identity: ServiceIdentity = field(default_factory=ServiceIdentity)
 
     @property
     def location_configured(self) -> bool:
@@ -244,4 +283,5 @@ class Settings:
             location_database_path=app.location_database_path,
             location_database_blob=app.location_database_blob,
             location_check_seconds=app.location_check_seconds,
+            identity=app.identity(),
         )

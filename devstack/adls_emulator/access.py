@@ -79,11 +79,14 @@ class Need:
 
 # Per operation of `routing.classify`. SAS letters: "Permissions for a directory, container, or blob"
 # (https://learn.microsoft.com/en-us/rest/api/storageservices/create-service-sas#permissions-for-a-directory-container-or-blob).
+# A container SAS reads its blobs, not the container's own properties: Azure answers Get Container
+# Properties with it 403 AuthorizationFailure, whatever its permissions (Azure/azure-sdk-for-net#17142,
+# Azure/azure-sdk-for-python#18012 and #24227, all with `sr=c` SAS).
 NEEDS: dict[str, Need] = {
     "listFilesystems": Need("containers/read", account_scope=True),
     "createFilesystem": Need("containers/write"),
     "deleteFilesystem": Need("containers/delete"),
-    "getFilesystemProperties": Need("containers/read", sas="r"),
+    "getFilesystemProperties": Need("containers/read"),
     "setFilesystemProperties": Need("containers/write", sas="w"),
     "listPaths": Need("blobs/read", sas="l"),
     "create": Need("blobs/write", sas="cw"),

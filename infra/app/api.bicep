@@ -62,6 +62,9 @@ param exportCacheSeconds int = 30
 @description('LOCATION_DATABASE_BLOB: <container>/<blob> of a MaxMind DB file in the service\'s storage for the location option; empty: the option is refused.')
 param locationDatabaseBlob string = ''
 
+@description('EXPORT_APP_CLIENT_ID: the multi-tenant application of keyless destinations; empty: none.')
+param exportAppClientId string = ''
+
 resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
@@ -196,6 +199,20 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'LOCATION_DATABASE_BLOB'
           value: locationDatabaseBlob
+        }
+        // Keyless destinations: the service signs in to customers' tenants as the multi-tenant application
+        // (its federated credential trusts the identity below), and as that identity in its own tenant.
+        {
+          name: 'EXPORT_APP_CLIENT_ID'
+          value: exportAppClientId
+        }
+        {
+          name: 'EXPORT_APP_TENANT_ID'
+          value: tenant().tenantId
+        }
+        {
+          name: 'EXPORT_IDENTITY_CLIENT_ID'
+          value: identityClientId
         }
         // Management API: bearer tokens issued for this Microsoft Entra ID app registration.
         {

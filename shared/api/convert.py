@@ -15,7 +15,9 @@ from shared.api.etags import to_http
 from shared.api.models import (
     AdlsDestinationIn,
     AdlsDestinationOut,
+    BlobDestinationIn,
     BlobDestinationOut,
+    EntraOut,
     ExportDefinition,
     ExportOut,
     LocationIn,
@@ -26,21 +28,35 @@ from shared.exports import ExportRecord
 from shared.model import (
     AdlsDestination,
     BlobDestination,
+    Credential,
     Destination,
+    EntraId,
     Export,
     Granularity,
     LocationOption,
+    SasToken,
     Secret,
 )
+from shared.onboarding import iso
 
 
-def destination_of(definition: ExportDefinition, key: Secret) -> Destination:
-    spec = definition.destination
+def destination_of(spec: AdlsDestinationIn | BlobDestinationIn, credential: Credential) -> Destination:
     if isinstance(spec, AdlsDestinationIn):
         url = rules.storage_uri(spec.uri, "adls").url
         filesystem, directory = rules.adls_path(spec.path)
-        return AdlsDestination(url, filesystem, directory, key)
-    return BlobDestination(rules.storage_uri(spec.uri, "blob").url, spec.container, key)
+        return AdlsDestination(url, filesystem, directory, credential)
+    return BlobDestination(rules.storage_uri(spec.uri, "blob").url, spec.container, credential)
+
+
+def credential_of(spec: AdlsDestinationIn | BlobDestinationIn) -> Credential | None:
+    """The credential a destination document gives (validated: at most one), or None."""
+    if spec.sharedKey is not None:
+        return Secret(spec.sharedKey)
+    if spec.sas is not None:
+        return rules.sas_token(spec.sas, spec.type)
+    if spec.entra is not None:
+        return EntraId(spec.entra.tenantId)
+    return None
 
 
 def export_of(
@@ -48,7 +64,7 @@ def export_of(
     project_id: str,
     export_id: str,
     *,
-    key: Secret,
+    credential: Credential,
     webhook_secret: Secret | None,
     current: Export | None,
 ) -> Export:
@@ -56,7 +72,7 @@ def export_of(
     export = Export(
         project_id=project_id,
         export_id=export_id,
-        destination=destination_of(definition, key),
+        destination=destination_of(definition.destination, credential),
         signals=None if definition.signals == "all" else frozenset(definition.signals),
         granularity=definition.granularity or Granularity.HOUR,
         webhook=definition.notify.webhook if definition.notify else None,
@@ -78,6 +94,15 @@ def same_account(a: Destination, b: Destination) -> bool:
     return a.kind == b.kind and a.account_url == b.account_url
 
 
+def credential_document(credential: Credential) -> dict[str, Any]:
+    """The credential as the destination document's property (secrets included: merge patches only)."""
+    if isinstance(credential, SasToken):
+        return {"sas": credential.token.value}
+    if isinstance(credential, EntraId):
+        return {"entra": {"tenantId": credential.tenant_id}}
+    return {"sharedKey": credential.value}
+
+
 def definition_document(export: Export) -> dict[str, Any]:
     """The export in the request form, secrets included (for merge patches only)."""
     destination = export.destination
@@ -91,7 +116,7 @@ def definition_document(export: Export) -> dict[str, Any]:
         document["granularity"] = export.granularity.value
     else:
         document["destination"]["container"] = destination.container
-    document["destination"]["sharedKey"] = destination.key.value
+    document["destination"].update(credential_document(destination.credential))
     if export.webhook:
         document["notify"] = {"webhook": export.webhook}
         if export.webhook_secret is not None:
@@ -105,14 +130,19 @@ def export_out(record: ExportRecord) -> ExportOut:
     export = record.export
     destination = export.destination
     uri = destination.account_url + "/"
+    credential = destination.credential
+    authentication: dict[str, Any] = {
+        "authentication": destination.method,
+        "hasSharedKey": isinstance(credential, Secret) and bool(credential.value),
+        "sasExpiresAt": iso(credential.expires_at) if isinstance(credential, SasToken) else None,
+        "entra": EntraOut(tenantId=credential.tenant_id) if isinstance(credential, EntraId) else None,
+    }
     out_destination: AdlsDestinationOut | BlobDestinationOut
     if isinstance(destination, AdlsDestination):
-        out_destination = AdlsDestinationOut(
-            type="adls", uri=uri, path=_path(destination), hasSharedKey=bool(destination.key.value)
-        )
+        out_destination = AdlsDestinationOut(type="adls", uri=uri, path=_path(destination), **authentication)
     else:
         out_destination = BlobDestinationOut(
-            type="blob", uri=uri, container=destination.container, hasSharedKey=bool(destination.key.value)
+            type="blob", uri=uri, container=destination.container, **authentication
         )
     return ExportOut(
         id=export.export_id,

@@ -12,7 +12,8 @@ from pydantic_core import PydanticCustomError
 
 from shared import location
 from shared.api import rules
-from shared.model import ExportStatus, Granularity, ReplayPlacement
+from shared.model import AuthMethod, ExportStatus, Granularity, ReplayPlacement
+from shared.sas import MAX_LENGTH as MAX_SAS
 
 _REQUEST = ConfigDict(extra="forbid", hide_input_in_errors=True, str_strip_whitespace=False)
 
@@ -26,10 +27,39 @@ _KEY = (
     "leave it out to keep the current key; it must be given again when the account (`type` or `uri`) "
     "changes."
 )
+_SAS = (
+    "A shared access signature (SAS) for the filesystem (adls) or container (blob), instead of a key: a "
+    "service or user delegation SAS for the whole filesystem or container (`sr=c`) with the permissions "
+    "`racwdlm` (adls) or `racwdl` (blob), as the portal's Generate SAS or `az storage container "
+    "generate-sas` gives it. Write-only: never returned; the export shows when it expires "
+    "(`sasExpiresAt`), its health warns ahead and it is postponed once it expires."
+)
+_ENTRA = (
+    "Microsoft Entra ID, instead of a key: the service signs in to your tenant as its application (or, in "
+    "the service's own tenant, as its managed identity), which needs the role Storage Blob Data "
+    "Contributor on the filesystem or container, and the filesystem or container claims the project in its "
+    "metadata `signalsexportprojects` (read by the destination check, which cannot be skipped). No secret is "
+    "given or stored. `POST /api/projects/{projectId}/onboarding` gives the consent link, the exact role "
+    "assignment and the claim. Needs an https uri."
+)
+_TENANT = "Your Microsoft Entra tenant's id (a GUID): the tenant the storage account belongs to."
 SignalName = Annotated[str, Field(min_length=1, max_length=rules.MAX_SIGNAL_NAME)]
 SignalSelection = (
     Literal["all"] | Annotated[list[SignalName], Field(min_length=1, max_length=rules.MAX_SIGNALS)]
 )
+
+
+class EntraIn(BaseModel):
+    """Microsoft Entra ID: the customer's tenant."""
+
+    model_config = _REQUEST
+
+    tenantId: Annotated[str, Field(max_length=36, description=_TENANT)]
+
+    @field_validator("tenantId")
+    @classmethod
+    def _tenant(cls, value: str) -> str:
+        return rules.tenant_id(value)
 
 
 class AdlsDestinationIn(BaseModel):
@@ -62,10 +92,30 @@ class AdlsDestinationIn(BaseModel):
         rules.adls_path(value)
         return value
 
+    sas: Annotated[
+        str | None, Field(max_length=MAX_SAS + 1, description=_SAS, json_schema_extra=_WRITE_ONLY)
+    ] = None
+    entra: Annotated[EntraIn | None, Field(description=_ENTRA)] = None
+
     @field_validator("sharedKey")
     @classmethod
     def _key(cls, value: str | None) -> str | None:
         return None if value is None else rules.shared_key(value)
+
+    @field_validator("sas")
+    @classmethod
+    def _sas(cls, value: str | None) -> str | None:
+        return None if value is None else rules.sas_token(value, "adls").token.value
+
+    @field_validator("entra")
+    @classmethod
+    def _entra(cls, value: EntraIn | None, info: ValidationInfo) -> EntraIn | None:
+        return rules.entra_uri(value, info.data.get("uri"))
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> AdlsDestinationIn:
+        rules.one_credential(name for name in rules.CREDENTIALS if getattr(self, name) is not None)
+        return self
 
 
 class BlobDestinationIn(BaseModel):
@@ -97,10 +147,30 @@ class BlobDestinationIn(BaseModel):
     def _container(cls, value: str) -> str:
         return rules.storage_name(value, "container")
 
+    sas: Annotated[
+        str | None, Field(max_length=MAX_SAS + 1, description=_SAS, json_schema_extra=_WRITE_ONLY)
+    ] = None
+    entra: Annotated[EntraIn | None, Field(description=_ENTRA)] = None
+
     @field_validator("sharedKey")
     @classmethod
     def _key(cls, value: str | None) -> str | None:
         return None if value is None else rules.shared_key(value)
+
+    @field_validator("sas")
+    @classmethod
+    def _sas(cls, value: str | None) -> str | None:
+        return None if value is None else rules.sas_token(value, "blob").token.value
+
+    @field_validator("entra")
+    @classmethod
+    def _entra(cls, value: EntraIn | None, info: ValidationInfo) -> EntraIn | None:
+        return rules.entra_uri(value, info.data.get("uri"))
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> BlobDestinationIn:
+        rules.one_credential(name for name in rules.CREDENTIALS if getattr(self, name) is not None)
+        return self
 
 
 DestinationIn = Annotated[AdlsDestinationIn | BlobDestinationIn, Field(discriminator="type")]
@@ -217,6 +287,12 @@ class ExportDefinition(BaseModel):
         return rules.signals(value)
 
 
+class EntraPatch(BaseModel):
+    model_config = _REQUEST
+
+    tenantId: Annotated[str | None, Field(max_length=36, description=_TENANT)] = None
+
+
 class DestinationPatch(BaseModel):
     """A merge patch of the destination: the properties to change; null removes one."""
 
@@ -229,6 +305,10 @@ class DestinationPatch(BaseModel):
     sharedKey: Annotated[
         str | None, Field(max_length=512, description=_KEY, json_schema_extra=_WRITE_ONLY)
     ] = None
+    sas: Annotated[
+        str | None, Field(max_length=MAX_SAS + 1, description=_SAS, json_schema_extra=_WRITE_ONLY)
+    ] = None
+    entra: Annotated[EntraPatch | None, Field(description=_ENTRA)] = None
 
 
 class NotifyPatch(BaseModel):
@@ -269,18 +349,32 @@ class ExportPatch(BaseModel):
         return rules.signals(value)
 
 
+_AUTHENTICATION = "How the service authenticates to the destination: `sharedKey`, `sas` or `entra`."
+_SAS_EXPIRES = "sas only: when the SAS expires (`se`); the export is postponed then, unless it is replaced."
+
+
+class EntraOut(BaseModel):
+    tenantId: str
+
+
 class AdlsDestinationOut(BaseModel):
     type: Literal["adls"]
     uri: str
     path: str
+    authentication: AuthMethod = Field(description=_AUTHENTICATION)
     hasSharedKey: bool
+    sasExpiresAt: datetime | None = Field(None, description=_SAS_EXPIRES)
+    entra: EntraOut | None = None
 
 
 class BlobDestinationOut(BaseModel):
     type: Literal["blob"]
     uri: str
     container: str
+    authentication: AuthMethod = Field(description=_AUTHENTICATION)
     hasSharedKey: bool
+    sasExpiresAt: datetime | None = Field(None, description=_SAS_EXPIRES)
+    entra: EntraOut | None = None
 
 
 class NotifyOut(BaseModel):
@@ -324,6 +418,59 @@ class ResumeOut(BaseModel):
 
     export: ExportOut
     workItems: int
+
+
+class OnboardingIn(BaseModel):
+    """The destination an export will write to with Microsoft Entra ID, as it will be given (`entra`
+    with the tenant's id)."""
+
+    model_config = _REQUEST
+
+    destination: DestinationIn
+
+
+class RoleAssignmentOut(BaseModel):
+    role: str = Field(description="The built-in role to assign: Storage Blob Data Contributor.")
+    roleDefinitionId: str
+    principalClientId: str = Field(description="The client (application) id of the principal to assign.")
+    principalType: Literal["application", "managedIdentity"]
+    scope: str = Field(description="The filesystem or container, as an ARM scope (fill in yours).")
+    azCommand: str = Field(description="The `az role assignment create` command, ready to run.")
+    bicep: str = Field(description="The same role assignment as a Bicep file.")
+
+
+class ClaimOut(BaseModel):
+    """The filesystem's or container's metadata that claims it for the project."""
+
+    metadata: str = Field(description="The metadata name on the filesystem or container.")
+    value: str = Field(
+        description="The project id the value must list, comma-separated with any other projects it names."
+    )
+    azCommand: str = Field(
+        description="The `az storage container metadata update` command for this project alone. It replaces "
+        "the container's metadata: give any other names and projects again."
+    )
+
+
+class OnboardingOut(BaseModel):
+    """What a customer's tenant grants the service before an export uses Microsoft Entra ID."""
+
+    tenantId: str
+    applicationClientId: str = Field(description="The client id of who signs in to the tenant.")
+    principal: str = Field(description="Who signs in to the tenant, in words.")
+    adminConsentUrl: str | None = Field(
+        None,
+        description="The link an administrator of the tenant opens once to consent (none in the "
+        "service's own tenant).",
+    )
+    roleAssignment: RoleAssignmentOut
+    claim: ClaimOut = Field(
+        description="The filesystem or container names the project in its metadata, set by someone who "
+        "may change it: the service's application holds roles in many customers' storage, so the claim is "
+        "what tells that this storage is the project's. Creating or moving an export to a Microsoft Entra "
+        "ID destination is refused (400 DestinationNotClaimed) without it, and cannot skip the check."
+    )
+    steps: list[str] = Field(description="What to do, in order.")
 
 
 class ErrorDetail(BaseModel):

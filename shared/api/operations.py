@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
 
-from shared.api import convert
+from shared.api import convert, rules
 from shared.api.destinations import check_destination
 from shared.api.errors import (
     ApiError,
@@ -27,13 +27,21 @@ from shared.api.errors import (
 )
 from shared.api.etags import Preconditions
 from shared.api.merge_patch import merge_patch
-from shared.api.models import ExportDefinition
+from shared.api.models import ClaimOut, ExportDefinition, OnboardingIn, OnboardingOut, RoleAssignmentOut
 from shared.api.policy import check_storage_uri, check_webhook
 from shared.cleanup import ExportCleanup
 from shared.destinations import DestinationClients
 from shared.exports import ExportNotFound, ExportRecord, Exports, ExportUnreadable, StaleExport
 from shared.health.view import HealthView
-from shared.model import Destination, Export, ExportStatus, Secret
+from shared.model import Credential, Destination, EntraId, Export, ExportStatus, Secret
+from shared.onboarding import (
+    CLAIM,
+    EntraNotConfigured,
+    Principal,
+    ServiceIdentity,
+    claim_command,
+    role_assignment,
+)
 from shared.resume import Resumer, ResumeRefused
 
 log = logging.getLogger("signals_export.api")
@@ -54,6 +62,7 @@ class ApiServices:
     allowed_storage_suffixes: tuple[str, ...]
     allow_private_webhooks: bool
     location_configured: bool
+    identity: ServiceIdentity = field(default_factory=ServiceIdentity)  # who it is in Microsoft Entra ID
 
 
 class ExportOperations:
@@ -110,14 +119,14 @@ class ExportOperations:
                 project_id,
                 export_id,
                 before,
-                key=definition.destination.sharedKey,
+                credential=convert.credential_of(definition.destination),
                 keep_secret=True,
             )
             if current is not None and export == current.export:
                 return current, False  # nothing changes: no write, the ETag stays
             moved = before is None or export.destination != before.destination
-            if moved and check:
-                self._check_destination(export.destination)
+            if moved:
+                self._check_destination(export, check=check)
             try:
                 if current is None:
                     record = self._records.create(export)
@@ -138,28 +147,28 @@ class ExportOperations:
 
         def change(current: ExportRecord) -> Export | None:
             nonlocal moved
-            document = merge_patch(convert.definition_document(current.export), patch)
+            given = _credential_patch(patch)
+            document = convert.definition_document(current.export)
+            if given:  # a credential given replaces the current one, whatever its method
+                for name in rules.CREDENTIALS:
+                    document["destination"].pop(name, None)
+            document = merge_patch(document, patch)
             try:
                 definition = ExportDefinition.model_validate(document)
             except ValidationError as error:
                 raise validation_error(error.errors(include_input=False, include_url=False)) from None
             self._check_policy(definition, current.export)
-            given = "sharedKey" in (patch.get("destination") or {})
-            if given and patch["destination"]["sharedKey"] is None:
-                raise bad_request(
-                    "InvalidSharedKey", "destination.sharedKey cannot be removed.", "destination.sharedKey"
-                )
             export = self._export(
                 definition,
                 project_id,
                 export_id,
                 current.export,
-                key=definition.destination.sharedKey if given else None,
+                credential=convert.credential_of(definition.destination) if given else None,
                 keep_secret=False,
             )
             moved = export.destination != current.export.destination
-            if moved and check:
-                self._check_destination(export.destination)
+            if moved:
+                self._check_destination(export, check=check)
             return export
 
         record, before = self._update(project_id, export_id, pre, change)
@@ -226,6 +235,43 @@ class ExportOperations:
         self._log("export resumed", record, work_items=result.work_items)
         return record, result.work_items
 
+    def onboarding(self, project_id: str, spec: OnboardingIn) -> OnboardingOut:
+        """What the customer's tenant grants before an export writes there with Microsoft Entra ID: the
+        consent (in another tenant than the service's), the role on the filesystem or container, and
+        the claim of it for the project."""
+        definition = spec.destination
+        if definition.entra is None:
+            raise bad_request(
+                "MissingProperty",
+                "destination.entra (with the tenant's id) is required: onboarding is for Microsoft Entra ID.",
+                "destination.entra",
+            )
+        check_storage_uri(definition.uri, definition.type, self._services.allowed_storage_suffixes)
+        tenant = definition.entra.tenantId
+        principal = self._principal(tenant)
+        destination = convert.destination_of(definition, EntraId(tenant))
+        assignment = role_assignment(destination, principal)
+        consent = self._services.identity.consent_url(tenant) or None
+        return OnboardingOut(
+            tenantId=tenant,
+            applicationClientId=principal.client_id,
+            principal=principal.described,
+            adminConsentUrl=consent,
+            claim=ClaimOut(
+                metadata=CLAIM, value=project_id, azCommand=claim_command(destination, project_id)
+            ),
+            roleAssignment=RoleAssignmentOut(
+                role=assignment.role,
+                roleDefinitionId=assignment.role_id,
+                principalClientId=principal.client_id,
+                principalType=principal.kind,
+                scope=assignment.scope,
+                azCommand=assignment.command,
+                bicep=assignment.bicep,
+            ),
+            steps=onboarding_steps(destination, principal, assignment.command, consent, project_id),
+        )
+
     # helpers
 
     def _update(
@@ -259,23 +305,23 @@ class ExportOperations:
         export_id: str,
         current: Export | None,
         *,
-        key: str | None,
+        credential: Credential | None,
         keep_secret: bool,
     ) -> Export:
-        """The export a valid definition describes. `key` is the key the request gave (None: keep the
-        current one, which is only allowed on the same storage account); `keep_secret` keeps the
-        current webhook secret when the definition gives none (a replace)."""
-        target = convert.destination_of(definition, Secret(""))
-        if key is not None:
-            chosen = Secret(key)
+        """The export a valid definition describes. `credential` is the one the request gave (None:
+        keep the current one, which is only allowed on the same storage account); `keep_secret` keeps
+        the current webhook secret when the definition gives none (a replace)."""
+        target = convert.destination_of(definition.destination, Secret(""))
+        if credential is not None:
+            chosen = credential
         elif current is not None and convert.same_account(target, current.destination):
-            chosen = current.destination.key
+            chosen = current.destination.credential
         else:
             raise bad_request(
                 "MissingProperty",
-                "destination.sharedKey is required when an export is created or its storage account "
-                "(type or uri) changes.",
-                "destination.sharedKey",
+                "One of destination.sharedKey, destination.sas or destination.entra is required when an "
+                "export is created or its storage account (type or uri) changes.",
+                "destination",
             )
         notify = definition.notify
         secret: Secret | None = None
@@ -284,12 +330,14 @@ class ExportOperations:
         elif notify is not None and keep_secret and current is not None:
             secret = current.webhook_secret
         return convert.export_of(
-            definition, project_id, export_id, key=chosen, webhook_secret=secret, current=current
+            definition, project_id, export_id, credential=chosen, webhook_secret=secret, current=current
         )
 
     def _check_policy(self, definition: ExportDefinition, current: Export | None) -> None:
         destination = definition.destination
         check_storage_uri(destination.uri, destination.type, self._services.allowed_storage_suffixes)
+        if destination.entra is not None:
+            self._principal(destination.entra.tenantId)
         option = convert.location_of(definition.location)
         changed = option is not None and (current is None or option != current.location)
         if changed and not self._services.location_configured:  # one set before stays
@@ -304,9 +352,28 @@ class ExportOperations:
         if notify is not None and (current is None or notify.webhook != current.webhook):
             check_webhook(notify.webhook, allow_private=self._services.allow_private_webhooks)
 
-    def _check_destination(self, destination: Destination) -> None:
+    def _principal(self, tenant: str) -> Principal:
+        try:
+            return self._services.identity.principal(tenant)
+        except EntraNotConfigured as missing:
+            raise bad_request("EntraIdNotConfigured", str(missing), "destination.entra") from None
+
+    def _check_destination(self, export: Export, *, check: bool) -> None:
+        """The destination check (`check`: the request did not skip it). A Microsoft Entra ID
+        destination is always checked: its claim for the project is what makes it the caller's."""
+        destination = export.destination
+        if not check:
+            if isinstance(destination.credential, EntraId):
+                raise bad_request(
+                    "CheckRequired",
+                    "A Microsoft Entra ID destination is always checked (the service must see that the "
+                    "filesystem or container is claimed for this project): leave out checkDestination=false.",
+                    "checkDestination",
+                )
+            return
         if destination not in self._checked:
-            check_destination(self._services.destinations, destination)
+            access = self._services.identity.access(destination)
+            check_destination(self._services.destinations, destination, access, project_id=export.project_id)
             self._checked.add(destination)
 
     def _after_change(self, record: ExportRecord, before: Export | None, *, resume: bool) -> ExportRecord:
@@ -340,6 +407,45 @@ class ExportOperations:
                 **fields,
             },
         )
+
+
+def onboarding_steps(
+    destination: Destination, principal: Principal, command: str, consent: str | None, project_id: str
+) -> list[str]:
+    """The onboarding, in order, for the customer's administrator."""
+    scope = "filesystem" if destination.kind == "adls" else "container"
+    steps = [
+        f"Create the {scope} `{destination.scope}` if it does not exist yet: a role is assigned on an "
+        f"existing {scope} (`az storage container create --name {destination.scope} --account-name "
+        f"{destination.account} --auth-mode login`).",
+        f"Claim the {scope} for this project in its metadata {CLAIM} (someone who may change the {scope} "
+        f"does it; the service reads it and never sets it). The command replaces the {scope}'s metadata: "
+        f"if it has some, or names other projects, give them again (projects comma-separated): "
+        f"{claim_command(destination, project_id)}",
+        f"Assign the role Storage Blob Data Contributor to {principal.described} on the {scope}: {command}",
+        "Wait for the role assignment to take effect (up to about 10 minutes).",
+        'Create the export with the destination and {"entra": {"tenantId": "<this tenant id>"}}: the '
+        "service checks that it can write before it stores the export.",
+    ]
+    if consent:
+        steps.insert(0, f"An administrator of the tenant consents to the application once: {consent}")
+    return steps
+
+
+def _credential_patch(patch: dict[str, Any]) -> bool:
+    """Whether a patch gives the destination a credential; a credential removed (null) without another
+    given is refused: an export always has one."""
+    destination = patch.get("destination") or {}
+    named = [name for name in rules.CREDENTIALS if name in destination]
+    given = [name for name in named if destination[name] is not None]
+    if named and not given:
+        raise bad_request(
+            "MissingProperty",
+            f"destination.{named[0]} cannot be removed without another method: give destination.sharedKey, "
+            "destination.sas or destination.entra instead.",
+            f"destination.{named[0]}",
+        )
+    return bool(given)
 
 
 def _conflict() -> ApiError:

@@ -12,7 +12,16 @@ from shared.api.auth import Caller
 from shared.api.convert import export_out
 from shared.api.errors import ERROR_MEDIA_TYPE
 from shared.api.etags import Preconditions
-from shared.api.models import ErrorResponse, ExportDefinition, ExportList, ExportOut, ExportPatch, ResumeOut
+from shared.api.models import (
+    ErrorResponse,
+    ExportDefinition,
+    ExportList,
+    ExportOut,
+    ExportPatch,
+    OnboardingIn,
+    OnboardingOut,
+    ResumeOut,
+)
 from shared.api.operations import ExportOperations
 from shared.api.routing import GuardedRoute
 from shared.api.rules import ID_PATTERN, ID_RULE
@@ -70,7 +79,9 @@ CheckDestination = Annotated[
     bool,
     Query(
         alias="checkDestination",
-        description="false: skip the destination check (for exports created ahead of their storage).",
+        description="false: skip the destination check (for exports created ahead of their storage). Not "
+        "with Microsoft Entra ID (400 CheckRequired): the check reads the destination's claim for the "
+        "project.",
     ),
 ]
 Responses = dict[int | str, dict[str, Any]]
@@ -215,3 +226,18 @@ def resume_export(
 @router.get(EXPORT + "/health", response_model=dict[str, Any], summary="An export's health")
 def export_health(project_id: ProjectId, export_id: ExportId, ops: Operations) -> dict[str, Any]:
     return ops.health(project_id, export_id)
+
+
+@router.post(
+    "/projects/{projectId}/onboarding",
+    response_model=OnboardingOut,
+    response_model_exclude_none=True,
+    summary="What a customer's tenant grants the service before an export uses Microsoft Entra ID",
+    description="For a destination with `entra` (the tenant's id): the client id of who signs in to the "
+    "tenant, the admin consent link, and the exact role assignment to make on the filesystem or "
+    "container (an `az` command and a Bicep file). Nothing is stored or checked.",
+)
+def onboarding(
+    project_id: ProjectId, spec: Annotated[OnboardingIn, Body()], ops: Operations
+) -> OnboardingOut:
+    return ops.onboarding(project_id, spec)

@@ -13,13 +13,16 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic_core import PydanticCustomError
 
-from shared import location
+from shared import location, sas
 from shared.layout import MAX_DIRECTORY, MAX_DIRECTORY_DEPTH
+from shared.model import SasToken
+
+T = TypeVar("T")
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 ID_RULE = "1 to 63 letters, digits, '-', '_' or '.', starting with a letter or digit"
@@ -171,6 +174,52 @@ def shared_key(value: str) -> str:
             f"{low} to {high} bytes (an Azure key is 88 characters)",
         )
     return value
+
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+CREDENTIALS = ("sharedKey", "sas", "entra")  # a destination's authentication methods: one at a time
+
+
+def tenant_id(value: str) -> str:
+    """A Microsoft Entra tenant id: a GUID (the Directory ID of the tenant's Overview pane), lowercase."""
+    if not _GUID.fullmatch(value):
+        raise _error(
+            "InvalidTenantId",
+            "destination.entra.tenantId must be the tenant's id, a GUID like "
+            "00000000-0000-0000-0000-000000000000 (Microsoft Entra ID, Overview, Tenant ID)",
+        )
+    return value.lower()
+
+
+def sas_token(value: str, kind: str) -> SasToken:
+    """A filesystem (adls) or container (blob) SAS with the permissions the export uses (shared.sas)."""
+    try:
+        return sas.parse(value, kind)
+    except sas.SasError as error:
+        raise _error("InvalidSas", str(error)) from None
+
+
+def entra_uri(value: T, uri: object) -> T:
+    """Microsoft Entra ID needs an https destination.uri: tokens never travel over plain http (the
+    Storage SDKs refuse to send one)."""
+    if value is not None and isinstance(uri, str) and not uri.lower().startswith("https://"):
+        raise _error(
+            "HttpsRequired",
+            "destination.entra needs an https destination.uri: tokens are only sent over https",
+        )
+    return value
+
+
+def one_credential(given: Iterable[str]) -> None:
+    """At most one authentication method per destination."""
+    present = set(given)
+    names = [name for name in CREDENTIALS if name in present]
+    if len(names) > 1:
+        raise _error(
+            "ConflictingCredentials",
+            "give one of destination.sharedKey, destination.sas or destination.entra, "
+            f"not {' and '.join(names)}",
+        )
 
 
 def signals(value: Any) -> Any:

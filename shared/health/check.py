@@ -22,15 +22,19 @@ from shared.exports import Exports, ExportUnreadable
 from shared.health.records import HISTORY_LENGTH, HealthRecord, HealthRecords, totals_of
 from shared.health.rules import (
     CONFIGURATION_UNREADABLE,
+    Access,
     Decision,
     HealthPolicy,
+    credential_expired,
+    credential_warning,
     explanation,
     hints,
     judge,
     tick_between,
+    warn_before,
 )
 from shared.ledger import ExportKey, LedgerEntry, read_all
-from shared.model import Destination, Export, ExportStatus
+from shared.model import Destination, Export, ExportStatus, SasToken
 from shared.notify import Notifier
 from shared.outcomes import Cause, WriteFailure
 
@@ -83,6 +87,7 @@ class HealthCheck:
         policy: HealthPolicy,
         replays: Replays,
         clock: Callable[[], float] = time.time,
+        access: Callable[[Destination], Access | None] = lambda destination: None,
     ) -> None:
         self._store = store
         self._ledger_table = ledger_table
@@ -93,6 +98,7 @@ class HealthCheck:
         self._policy = policy
         self._replays = replays
         self._clock = clock
+        self._access = access  # how a destination authenticates, for its hints (shared.onboarding)
         self._lines: dict[tuple[str, float], tuple[int, int]] = {}  # backlog blob -> (bytes, lines) counted
 
     def run(self) -> CheckReport:
@@ -134,6 +140,12 @@ class HealthCheck:
             timedelta(seconds=now - record.since) if export.status is ExportStatus.POSTPONED else None
         )
         decision = judge(export.status, record.ticks, postponed_for=postponed_for, policy=self._policy)
+        expires = export.destination.credential
+        expires_at = expires.expires_at if isinstance(expires, SasToken) and export.enabled else None
+        if decision is None:
+            decision = credential_expired(
+                export.status, expires_at, now, access=self._access(export.destination)
+            )
         if decision is None and self._should_probe(export, record, now):
             record.probed_at = now
             failure = self._probe(export.destination)
@@ -148,6 +160,9 @@ class HealthCheck:
             report.changes.append((export.key, export.status.value, decision.status.value))
         if record.cause == CONFIGURATION_UNREADABLE:
             record.cause = record.reason = ""  # the row can be read again
+        ahead = self._policy.credential_warning
+        if warn_before(expires_at, now, ahead=ahead, warned=record.warned_expiry) and expires_at is not None:
+            self._warn_expiry(export, record, expires_at, now)
         healthy = export.status is ExportStatus.ACTIVE and not tick.failures and not tick.writes_failed
         self._tend_backlog(export, record, now, report, healthy=healthy)
         if record.to_entity() != before:
@@ -168,6 +183,27 @@ class HealthCheck:
         record.since, record.cause, record.reason = now, CONFIGURATION_UNREADABLE, change["reason"]
         record.history = [*record.history, change][-HISTORY_LENGTH:]
         self._records.save(record)
+
+    def _warn_expiry(self, export: Export, record: HealthRecord, expires_at: float, now: float) -> None:
+        """Tell the customer once, ahead of time, that the export's SAS expires: to its webhook
+        (`export.credential-expiring`) and in the log; the health view says so until it is replaced."""
+        access = self._access(export.destination)
+        record.warned_expiry = expires_at
+        expires = datetime.fromtimestamp(expires_at, UTC).isoformat()
+        log.warning("export credential expires soon", extra={**_ids(export), "expires_at": expires})
+        self._notifier.send(
+            export,
+            {
+                "type": "export.credential-expiring",
+                "projectId": export.project_id,
+                "exportId": export.export_id,
+                "at": datetime.fromtimestamp(now, UTC).isoformat(),
+                "expiresAt": expires,
+                "reason": credential_warning(access)
+                if access is not None
+                else "The export's SAS expires soon.",
+            },
+        )
 
     def _should_probe(self, export: Export, record: HealthRecord, now: float) -> bool:
         """Only a postponed export whose cause may pass by itself is probed; the others wait for the
@@ -201,8 +237,8 @@ class HealthCheck:
                 "projectId": export.project_id,
                 "exportId": export.export_id,
                 **change,
-                "explanation": explanation(decision.cause),
-                "hints": hints(decision.cause),
+                "explanation": explanation(decision.cause, self._access(export.destination)),
+                "hints": hints(decision.cause, self._access(export.destination)),
             },
         )
         if delivery is not None:
@@ -273,3 +309,7 @@ class HealthCheck:
             counted = blob.size
         self._lines[key] = (counted, lines)
         return lines
+
+
+def _ids(export: Export) -> dict[str, str]:
+    return {"project_id": export.project_id, "export_id": export.export_id}

@@ -49,6 +49,7 @@ class HealthRecord:
     replay_folder: str = ""
     replayed_at: float = 0.0
     tended_at: float = 0.0  # when the health check last asked for this export's backlog to be replayed
+    warned_expiry: float = 0.0  # the SAS expiry the customer was last warned of
 
     def to_entity(self) -> dict[str, Any]:
         return {
@@ -68,6 +69,7 @@ class HealthRecord:
             "backlog_signals": self.backlog_signals,
             "probed_at": self.probed_at,
             "tended_at": self.tended_at,
+            "warned_expiry": self.warned_expiry,
             "last_error": self.last_error,
         }
 
@@ -90,6 +92,7 @@ class HealthRecord:
             backlog_signals=int(entity.get("backlog_signals", 0)),
             probed_at=float(entity.get("probed_at", 0.0)),
             tended_at=float(entity.get("tended_at", 0.0)),
+            warned_expiry=float(entity.get("warned_expiry", 0.0)),
             replay_folder=str(entity.get("replay_folder", "")),
             replayed_at=float(entity.get("replayed_at", 0.0)),
             last_error=str(entity.get("last_error", "")),

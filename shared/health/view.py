@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.data.tables import TableClient
 
 from shared.exports import Exports, ExportUnreadable
 from shared.health.records import HealthRecord, HealthRecords, totals_of
-from shared.health.rules import CONFIGURATION_UNREADABLE, explanation, hints, success_rate
+from shared.health.rules import (
+    CONFIGURATION_UNREADABLE,
+    Access,
+    credential_warning,
+    explanation,
+    hints,
+    success_rate,
+)
 from shared.ledger import read_partitions_of
-from shared.model import ExportStatus
+from shared.model import Destination, EntraId, Export, ExportStatus, SasToken
 from shared.replay import ReplayQueue
 
 
@@ -28,12 +35,16 @@ class HealthView:
         ledger_table: TableClient,
         replays: ReplayQueue,
         clock: Callable[[], float] = time.time,
+        access: Callable[[Destination], Access | None] = lambda destination: None,
+        warn_ahead: timedelta = timedelta(days=7),
     ) -> None:
         self._exports = exports
         self._records = records
         self._ledger_table = ledger_table
         self._replays = replays
         self._clock = clock
+        self._access = access  # how a destination authenticates, for its hints (shared.onboarding)
+        self._warn_ahead = warn_ahead
 
     def of(self, project_id: str, export_id: str) -> dict[str, Any]:
         """The export's health as JSON. Raises shared.exports.ExportNotFound for an unknown export."""
@@ -48,6 +59,7 @@ class HealthView:
         rate = success_rate(record.ticks)
         backlogged = totals.backlogged
         replay = self._replays.progress(export)
+        access = self._access(export.destination)
         return {
             "projectId": project_id,
             "exportId": export_id,
@@ -55,8 +67,9 @@ class HealthView:
             "status": export.status.value,
             "since": _iso(record.since) if record.since else None,
             "cause": cause or None,
-            "explanation": explanation(cause) or record.reason or None,
-            "hints": hints(cause),
+            "explanation": explanation(cause, access) or record.reason or None,
+            "hints": hints(cause, access),
+            "credential": self._credential(export, access, now),
             "successRate": None if rate is None else round(rate, 4),
             "counters": {
                 "exported": totals.exported,
@@ -81,6 +94,22 @@ class HealthView:
             },
             "history": record.history[-10:],
         }
+
+    def _credential(self, export: Export, access: Access | None, now: float) -> dict[str, Any]:
+        """How the export authenticates; for a SAS, when it expires and, from CREDENTIAL_WARNING_DAYS
+        before, the warning (the health check also sends it to the webhook, once)."""
+        destination = export.destination
+        view: dict[str, Any] = {"method": destination.method.value}
+        credential = destination.credential
+        if isinstance(credential, EntraId):
+            view["tenantId"] = credential.tenant_id
+        if isinstance(credential, SasToken):
+            view["expiresAt"] = _iso(credential.expires_at)
+            view["expired"] = now >= credential.expires_at
+            soon = now >= credential.expires_at - self._warn_ahead.total_seconds()
+            if soon and not view["expired"] and access is not None:
+                view["warning"] = credential_warning(access)
+        return view
 
 
 def _unreadable_view(

@@ -87,10 +87,10 @@ def test_a_key_change_is_checked_and_a_refused_key_is_not_stored(
     patch = {"destination": {"sharedKey": WRONG_KEY}}
     headers = {**writer, "Content-Type": "application/merge-patch+json"}
     _refused(client.patch(url, json=patch, headers=headers), {"DestinationAuthenticationFailed"})
-    assert service.exports.get(project, "rekey")[0].destination.key.value == LAKE_CUSTOMER_KEY
+    assert service.exports.get(project, "rekey")[0].destination.credential.value == LAKE_CUSTOMER_KEY
     opted_out = client.patch(url + "?checkDestination=false", json=patch, headers=headers)
     assert opted_out.status_code == 200
-    assert service.exports.get(project, "rekey")[0].destination.key.value == WRONG_KEY
+    assert service.exports.get(project, "rekey")[0].destination.credential.value == WRONG_KEY
 
 
 def test_a_change_that_keeps_the_destination_does_not_contact_it(

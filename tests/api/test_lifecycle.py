@@ -35,6 +35,7 @@ def test_adls_export_full_life(
         "type": "adls",
         "uri": storage.lake_uri,
         "path": "lakefs-life/dir1/dir2/",
+        "authentication": "sharedKey",
         "hasSharedKey": True,
     }
     assert out["signals"] == ["requests", "traces"] and out["granularity"] == "hour"
@@ -90,6 +91,7 @@ def test_blob_export_full_life(
         "type": "blob",
         "uri": storage.blob_uri,
         "container": "blob-life",
+        "authentication": "sharedKey",
         "hasSharedKey": True,
     }
     assert "granularity" not in out and out["signals"] == "all"
@@ -130,7 +132,7 @@ def test_replace_keeps_status_enabled_key_and_creation_time(
     out = replaced.json()
     assert out["status"] == "postponed" and out["enabled"] is False
     assert out["createdAt"] == first["createdAt"] and out["destination"]["path"] == "replace-fs/other/"
-    assert service.exports.get(project, "replace-1")[0].destination.key.value == LAKE_CUSTOMER_KEY
+    assert service.exports.get(project, "replace-1")[0].destination.credential.value == LAKE_CUSTOMER_KEY
 
 
 def test_merge_patch_null_removes_and_json_content_type_is_accepted(
@@ -159,7 +161,7 @@ def test_switching_destination_type_needs_the_new_account_key(
     refused = client.patch(url, json=move, headers=writer)
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "MissingProperty"
-    assert refused.json()["error"]["target"] == "destination.sharedKey"
+    assert refused.json()["error"]["target"] == "destination"
     assert service.exports.get(project, "mover")[0].destination.kind == "adls"
     move["destination"]["sharedKey"] = BLOB_CUSTOMER_KEY
     moved = client.patch(url, json=move, headers=writer)

@@ -31,7 +31,7 @@ def test_openapi_document_declares_the_bearer_scheme_and_the_azure_errors(client
         "description": document["components"]["securitySchemes"]["EntraId"]["description"],
     }
     operations = [op for path in document["paths"].values() for op in path.values()]
-    assert len(operations) == 10
+    assert len(operations) == 11
     assert all(op["security"] == [{"EntraId": []}] for op in operations)
     assert all("422" not in op["responses"] and "400" in op["responses"] for op in operations)
     assert "HTTPValidationError" not in document["components"]["schemas"]
@@ -83,7 +83,7 @@ def test_generated_requests_never_get_a_server_error(
                     failures.append(f"{label}: not the Azure error shape: {response.text[:300]}")
 
         run()
-    assert operations == 10
+    assert operations == 11
     assert failures == []
 
 

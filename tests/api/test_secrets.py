@@ -21,7 +21,8 @@ WEBHOOK_SECRET = "whsec-known-0123456789-abcdefghij"
 SECRETS = (LAKE_CUSTOMER_KEY, BLOB_CUSTOMER_KEY, WEBHOOK_SECRET)
 
 
-def _record_text(record: logging.LogRecord) -> str:
+def record_text(record: logging.LogRecord) -> str:
+    """Everything a log record holds, as text: what a handler could write."""
     return " ".join(
         [
             record.getMessage(),
@@ -93,7 +94,7 @@ def test_keys_and_webhook_secrets_appear_in_no_response_log_or_stored_value(
     assert caplog.records, "the operations log"
     for record in caplog.records:
         for secret in SECRETS:
-            assert secret not in _record_text(record), (
+            assert secret not in record_text(record), (
                 f"log record {record.name}: {record.msg!r} leaks a secret"
             )
     ours = [(table, e) for table, e in entities if e.get("PartitionKey") == project]

@@ -169,7 +169,7 @@ ADLS_RULES: list[tuple[str, Change, str, str]] = [
     ),
     ("key-too-short", _set("destination.sharedKey", "c2hvcnQ="), "InvalidSharedKey", "destination.sharedKey"),
     ("key-too-long", _set("destination.sharedKey", "QUFB" * 60), "InvalidSharedKey", "destination.sharedKey"),
-    ("key-missing-on-create", _drop("destination.sharedKey"), "MissingProperty", "destination.sharedKey"),
+    ("key-missing-on-create", _drop("destination.sharedKey"), "MissingProperty", "destination"),
     ("signals-empty", _set("signals", []), "InvalidSignals", "signals"),
     ("signals-too-many", _set("signals", [f"s{i}" for i in range(1001)]), "InvalidSignals", "signals"),
     ("signal-name-too-long", _set("signals", ["ok", "n" * 257]), "InvalidSignals", "signals"),
@@ -254,7 +254,7 @@ def test_put_refuses_an_adls_definition_that_breaks_a_rule(
     bad = copy.deepcopy(good)
     change(bad)
     _check_refused(client.put(export_url(project, "new"), json=bad, headers=writer), code, target)
-    if code != "MissingProperty" or target != "destination.sharedKey":  # a replace may keep its key
+    if code != "MissingProperty" or target != "destination":  # a replace may keep its credential
         _check_refused(client.put(export_url(project, "kept"), json=bad, headers=writer), code, target)
     assert stored(service, project) == before
     assert client.get(export_url(project, "kept"), headers=writer).headers["ETag"] == etag
@@ -285,7 +285,7 @@ PATCH_RULES: list[tuple[str, dict[str, Any], str, str]] = [
     ("bad-path", {"destination": {"path": "fs/../x"}}, "InvalidPath", "destination.path"),
     ("bad-filesystem", {"destination": {"path": "UPPER/x"}}, "InvalidFilesystemName", "destination.path"),
     ("bad-key", {"destination": {"sharedKey": "%%%"}}, "InvalidSharedKey", "destination.sharedKey"),
-    ("remove-key", {"destination": {"sharedKey": None}}, "InvalidSharedKey", "destination.sharedKey"),
+    ("remove-key", {"destination": {"sharedKey": None}}, "MissingProperty", "destination.sharedKey"),
     (
         "http-uri",
         {"destination": {"uri": "http://acct.dfs.core.windows.net/"}},
@@ -302,7 +302,7 @@ PATCH_RULES: list[tuple[str, dict[str, Any], str, str]] = [
         "new-account-without-key",
         {"destination": {"uri": "https://other.dfs.core.windows.net/"}},
         "MissingProperty",
-        "destination.sharedKey",
+        "destination",
     ),
     ("empty-signals", {"signals": []}, "InvalidSignals", "signals"),
     (

@@ -65,7 +65,7 @@ def test_hostile_signal_names_are_exported_backlogged_and_replayed_in_valid_blob
     assert folders == {blob_segment(n) for n in HOSTILE} and "n" * NAME_SEGMENT in folders
     owner = BlobServiceClient(
         customer.blob_url,
-        credential={"account_name": BLOB_CUSTOMER, "account_key": export.destination.key.value},
+        credential={"account_name": BLOB_CUSTOMER, "account_key": export.destination.credential.value},
     )
     owner.delete_container(container)  # the destination breaks: signals go to the backlog
     traffic.send(8, names=HOSTILE)

@@ -41,8 +41,10 @@ def test_the_short_walkthrough_completes_twice_in_a_row(tmp_path: Path) -> None:
         assert "postponed" in output and "authentication-failed" in output
         assert "Backlog drained" in output and "Explore further" in output
         table = output[output.index("Every signal, read back") :]
-        rows = [line for line in table.splitlines() if re.match(r"^ ?(ADLS|Blob|none) ", line)]
-        assert len(rows) >= 5 and all(line.rstrip().endswith("✓") for line in rows), table
+        rows = [line for line in table.splitlines() if re.match(r"^ ?(ADLS|Blob|Entra|none) ", line)]
+        assert len(rows) >= 7 and all(line.rstrip().endswith("✓") for line in rows), table
+        assert any(line.lstrip().startswith("Entra ") for line in rows), table
+        assert "authentication entra" in output and "Storage Blob Data Contributor" in output
         assert key not in output
     projects = {re.search(r"project (shop-[0-9a-f]{6})", out).group(1) for out in outputs}  # type: ignore[union-attr]
     assert len(projects) == 2  # fresh project ids each run

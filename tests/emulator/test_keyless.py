@@ -371,7 +371,8 @@ def _keyed_filesystem(customer: Customer, name: str) -> None:
 
 
 def test_service_sas_runs_the_export_path(customer: Customer) -> None:
-    """A filesystem SAS (service SAS, sr=c) with racwdlm runs the export's operations, over HTTP too."""
+    """A filesystem SAS (service SAS, sr=c) with racwdlm runs the export's operations, over HTTP too; as in
+    Azure, it cannot read the filesystem's own properties."""
     _keyed_filesystem(customer, "sas")
     sas = generate_file_system_sas(
         customer.account,
@@ -385,7 +386,9 @@ def test_service_sas_runs_the_export_path(customer: Customer) -> None:
     )
     fs = FileSystemClient(customer.http_url, "sas", credential=sas, retry_total=0)
     assert _export_writes(fs, "sas_0") == b'{"n":2}\n'
-    assert fs.get_file_system_properties().name == "sas"
+    with pytest.raises(HttpResponseError) as refused:  # a container SAS cannot read the container's own
+        fs.get_file_system_properties()
+    assert (refused.value.status_code, refused.value.error_code) == (403, "AuthorizationFailure")
 
 
 @pytest.mark.parametrize(

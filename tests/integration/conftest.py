@@ -13,8 +13,8 @@ from functools import cached_property
 from typing import Any
 
 import pytest
-from azure.storage.blob import BlobServiceClient
-from azure.storage.filedatalake import DataLakeServiceClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.filedatalake import DataLakeServiceClient, FileSystemClient
 
 from devstack.adls_emulator import AdlsEmulator, Fault
 from devstack.azurite import Azurite
@@ -53,27 +53,35 @@ class Customer:
         service = DataLakeServiceClient(
             self.lake_url, credential={"account_name": LAKE_CUSTOMER, "account_key": LAKE_CUSTOMER_KEY}
         )
-        fs = service.get_file_system_client(filesystem)
-        files = {}
-        for path in fs.get_paths(recursive=True):
-            if not path.is_directory:
-                data = fs.get_file_client(path.name).download_file().readall()
-                assert data == b"" or data.endswith(b"\n"), f"{path.name} ends mid-line"
-                files[path.name] = data.splitlines()
-        return files
+        return files_in(service.get_file_system_client(filesystem))
 
     def blobs(self, container: str) -> dict[str, list[bytes]]:
         """Every blob in a container and its lines."""
         service = BlobServiceClient(
             self.blob_url, credential={"account_name": BLOB_CUSTOMER, "account_key": BLOB_CUSTOMER_KEY}
         )
-        client = service.get_container_client(container)
-        result = {}
-        for blob in client.list_blobs():
-            data = client.download_blob(blob.name).readall()
-            assert data.endswith(b"\n"), f"{blob.name} ends mid-line"
-            result[blob.name] = data.splitlines()
-        return result
+        return blobs_in(service.get_container_client(container))
+
+
+def files_in(fs: FileSystemClient) -> dict[str, list[bytes]]:
+    """Every file in a filesystem and its lines, each file ending with a whole line."""
+    files = {}
+    for path in fs.get_paths(recursive=True):
+        if not path.is_directory:
+            data = fs.get_file_client(path.name).download_file().readall()
+            assert data == b"" or data.endswith(b"\n"), f"{path.name} ends mid-line"
+            files[path.name] = data.splitlines()
+    return files
+
+
+def blobs_in(client: ContainerClient) -> dict[str, list[bytes]]:
+    """Every blob in a container and its lines, each blob ending with a whole line."""
+    result = {}
+    for blob in client.list_blobs():
+        data = client.download_blob(blob.name).readall()
+        assert data.endswith(b"\n"), f"{blob.name} ends mid-line"
+        result[blob.name] = data.splitlines()
+    return result
 
 
 @pytest.fixture

@@ -389,12 +389,12 @@ def test_after_a_service_key_rotation_the_health_check_reseals_every_customer_ke
         entity = rotated.exports_table.get_entity(export.project_id, export.export_id)
         assert rotated.keys.is_current(entity["sealed_key"])
         assert (
-            rotated.exports.get(export.project_id, export.export_id)[0].destination.key
-            == export.destination.key
+            rotated.exports.get(export.project_id, export.export_id)[0].destination.credential
+            == export.destination.credential
         )
         only_new = KeyBox.from_setting(new)
         context = f"export:{export.project_id}/{export.export_id}"
-        assert only_new.open(entity["sealed_key"], context) == export.destination.key
+        assert only_new.open(entity["sealed_key"], context) == export.destination.credential
         assert rotated.exports.reseal() == 0
     finally:
         # The session's other tests still hold only the old key: seal everything back under it.

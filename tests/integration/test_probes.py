@@ -75,5 +75,5 @@ def test_a_failed_check_deletes_its_probe(customer: Customer, lake: Any) -> None
         failure = clients.probe_write(destinations[0])
     finally:
         lake.remove_fault(fault)
-    assert failure is not None and failure.cause.value == "authentication-failed"
+    assert failure is not None and failure.cause.value == "permission-missing"
     assert _left(customer, "adls", place) == []

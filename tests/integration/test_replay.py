@@ -216,7 +216,7 @@ def test_blob_exports_replay_into_their_minute_folders(
     run_health_check()
     client = BlobServiceClient(
         customer.blob_url,
-        credential={"account_name": "customerblob", "account_key": export.destination.key.value},
+        credential={"account_name": "customerblob", "account_key": export.destination.credential.value},
     )
     client.delete_container(container)
     traffic.send(9)

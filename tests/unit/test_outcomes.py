@@ -95,8 +95,8 @@ def name_not_known() -> socket.gaierror:
     [
         (403, "AuthenticationFailed", Cause.AUTHENTICATION),
         (403, "AuthorizationFailure", Cause.AUTHENTICATION),
-        (403, "AuthorizationPermissionMismatch", Cause.AUTHENTICATION),
-        (403, "KeyBasedAuthenticationNotPermitted", Cause.AUTHENTICATION),
+        (403, "AuthorizationPermissionMismatch", Cause.PERMISSION_MISSING),
+        (403, "KeyBasedAuthenticationNotPermitted", Cause.SHARED_KEY_DISABLED),
         (403, "AccountIsDisabled", Cause.AUTHENTICATION),
         (400, "InvalidAuthenticationInfo", Cause.AUTHENTICATION),
         (401, None, Cause.AUTHENTICATION),

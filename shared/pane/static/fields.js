@@ -10,10 +10,13 @@
 // options: [...], initial: "..."}.
 //
 // Authentication methods: one entry of AUTH_METHODS per method the API offers, naming the fields that
-// method needs (each field's `when` tests `values.auth`). Only `sharedKey` today; a SAS token or
-// Microsoft Entra ID method adds its entry, its fields, and `methodOf`'s rule to read it back.
+// method needs (each field's `when` tests `values.auth`); `methodOf` reads it back from the API's answer.
 
-export const AUTH_METHODS = [{ value: "sharedKey", label: "Storage account key (shared key)" }];
+export const AUTH_METHODS = [
+  { value: "sharedKey", label: "Storage account key (shared key)" },
+  { value: "sas", label: "Shared access signature (SAS) for the file system or container" },
+  { value: "entra", label: "Microsoft Entra ID: no key (a role for the service on the file system or container)" },
+];
 
 export const DESTINATION_KINDS = [
   { value: "adls", label: "Azure Data Lake Storage Gen2: files per hour or per day" },
@@ -83,6 +86,27 @@ export const FIELDS = [
       mode === "edit"
         ? "Leave empty to keep the current key. Enter the current key if it was regenerated (Access keys pane of the storage account)."
         : "From the Access keys pane of the storage account. It is never shown again.",
+  },
+  {
+    name: "destination.sas",
+    group: "destination",
+    label: "SAS token",
+    type: "password",
+    autocomplete: "off",
+    trim: false,
+    when: (v) => v.auth === "sas",
+    help: (v, mode) =>
+      (mode === "edit" ? "Leave empty to keep the current SAS. " : "") +
+      `A SAS for the whole ${adls(v) ? "file system (permissions racwdlm)" : "container (permissions racwdl)"}, service or user delegation: the token after '?'. It is never shown again; the export is postponed when it expires, and warned of a week before.`,
+  },
+  {
+    name: "destination.entra.tenantId",
+    group: "destination",
+    label: "Tenant ID",
+    type: "text",
+    autocomplete: "off",
+    when: (v) => v.auth === "entra",
+    help: "Your Microsoft Entra tenant's ID (a GUID). Before creating the export, an administrator consents to the service's application, claims the file system or container for this project in its metadata (signalsexportprojects) and gives the application the role Storage Blob Data Contributor on it: the API's onboarding operation gives the link and the exact commands.",
   },
   {
     name: "destination.path",
@@ -213,7 +237,8 @@ export function definitionOf(values) {
 
 /** The authentication method an export uses, from what the API answers of its destination. */
 export function methodOf(destination) {
-  return destination && destination.hasSharedKey ? "sharedKey" : AUTH_METHODS[0].value;
+  if (destination && AUTH_METHODS.some((m) => m.value === destination.authentication)) return destination.authentication;
+  return AUTH_METHODS[0].value;
 }
 
 /** The form's values for an export the API answered: each field's `read`, else the property at its

@@ -3,13 +3,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { definitionOf, initialValues, namesOf, placeOf, valuesOf } from "../../../shared/pane/static/fields.js";
+import { definitionOf, initialValues, methodOf, namesOf, placeOf, valuesOf } from "../../../shared/pane/static/fields.js";
 import { stateOf } from "../../../shared/pane/static/format.js";
 
 const lake = {
   id: "lake",
   projectId: "p",
-  destination: { type: "adls", uri: "https://acct.dfs.core.windows.net/", path: "fs/dir/", hasSharedKey: true },
+  destination: { type: "adls", uri: "https://acct.dfs.core.windows.net/", path: "fs/dir/", authentication: "sharedKey", hasSharedKey: true },
   granularity: "day",
   signals: ["a", "b"],
   replayPlacement: "original",
@@ -52,6 +52,22 @@ test("an export read back fills the form, and the form gives the same definition
     signals: ["a", "b"],
     replayPlacement: "original",
   });
+});
+
+test("a SAS or a tenant id is sent for its method only, and read back from the answer", () => {
+  const base = { ...initialValues(), exportId: "k", "destination.uri": "https://acct.dfs.core.windows.net/", "destination.path": "fs/", "destination.sharedKey": "left over" };
+  const sas = definitionOf({ ...base, auth: "sas", "destination.sas": "sv=1&sig=a%2Bb" });
+  assert.deepEqual(sas.destination, { type: "adls", uri: "https://acct.dfs.core.windows.net/", sas: "sv=1&sig=a%2Bb", path: "fs/" });
+  const entra = definitionOf({ ...base, auth: "entra", "destination.entra.tenantId": " 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 " });
+  assert.deepEqual(entra.destination.entra, { tenantId: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0" });
+  assert.equal("sharedKey" in entra.destination, false);
+  const keyless = { ...lake, destination: { ...lake.destination, hasSharedKey: false, authentication: "entra", entra: { tenantId: "t" } } };
+  assert.equal(valuesOf(keyless).auth, "entra");
+  assert.equal(valuesOf(keyless)["destination.entra.tenantId"], "t");
+  assert.equal(methodOf({ authentication: "sas", sasExpiresAt: "2030-01-01T00:00:00Z" }), "sas");
+  assert.equal(methodOf({ authentication: "something new" }), "sharedKey");
+  assert.deepEqual(placeOf("destination.entra.tenantId"), { field: "destination.entra.tenantId" });
+  assert.deepEqual(placeOf("destination.sas"), { field: "destination.sas" });
 });
 
 test("signal names are one a line, blanks dropped, markup kept as characters", () => {
