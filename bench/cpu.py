@@ -44,6 +44,7 @@ from shared.delivery import FileInfo
 from shared.destinations import MAX_ADLS_APPEND
 from shared.fanout import Fanout
 from shared.ledger import PartitionLedger
+from shared.location import Locator
 from shared.model import AdlsDestination, Destination, Export, Secret
 from shared.pipeline import EventBatch, Exporter
 from shared.signals import Rejection
@@ -128,8 +129,15 @@ class NoDeadLetters:
         return sum(1 for _ in rejections)
 
 
-def memory_exporter(exports: list[Export], sink: MemorySink, writers: Fanout) -> Exporter:
-    """An Exporter wired as `Runtime.exporter` is, over storage that does no I/O."""
+def memory_exporter(
+    exports: list[Export],
+    sink: MemorySink,
+    writers: Fanout,
+    *,
+    locator: Callable[[], Locator] = lambda: Locator(None),
+) -> Exporter:
+    """An Exporter wired as `Runtime.exporter` is, over storage that does no I/O (and, for exports
+    with the location option, the database `locator` gives)."""
     by_project: dict[str, list[Export]] = {}
     for export in exports:
         by_project.setdefault(export.project_id, []).append(export)
@@ -150,6 +158,7 @@ def memory_exporter(exports: list[Export], sink: MemorySink, writers: Fanout) ->
         backlog=object(),  # type: ignore[arg-type]  # no export is postponed: never used
         dead_letters=NoDeadLetters(),
         writers=writers,
+        locator=locator,
     )
 
 

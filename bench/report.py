@@ -17,6 +17,7 @@ SECTION_TITLES = {
     "replay": "4. Replay",
     "cold_start": "5. Cold start",
     "memory": "6. Memory",
+    "location": "7. Location enrichment",
 }
 
 
@@ -62,6 +63,29 @@ def cpu_table(section: dict[str, Any]) -> Table:
             cell("usual"),
             f"x{row['vs_limit']:.2f}" + (" (goal x0.5)" if goal else ""),
             f"x{row['vs_usual']:.1f}" + (" (goal x10)" if goal else ""),
+        )
+    return table
+
+
+def location_table(section: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"{SECTION_TITLES['location']}: export path with the location option against without, "
+        f"{section['exports']} exports, signals per CPU second, batches of {section['batch_events']}, "
+        f"median of {section['repeats']} rounds",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+    )
+    for column in ("signal", "case", "without", "with location", "with / without", "enrichment per signal"):
+        table.add_column(column, justify="right")
+    for row in section["rows"]:
+        goal = f" (goal x{row['goal']})" if row.get("goal") else ""
+        table.add_row(
+            f"{row['signal_bytes']:,} B",
+            row["case"],
+            f"{row['without']:,.0f}/s",
+            f"{row['with']:,.0f}/s",
+            f"x{row['ratio']:.2f}{goal}",
+            f"{row['enrichment_us']:.2f} us",
         )
     return table
 
@@ -115,6 +139,9 @@ def goals_table(results: dict[str, Any]) -> Table:
 def print_tables(results: dict[str, Any], console: Console) -> None:
     if "cpu" in results["sections"]:
         console.print(cpu_table(results["sections"]["cpu"]))
+    if "location" in results["sections"]:
+        console.print(location_table(results["sections"]["location"]))
+    if any(figure.get("goal") for figure in results["figures"].values()):
         console.print(goals_table(results))
     console.print(figures_table(results))
     meta = results["meta"]
