@@ -164,6 +164,8 @@ class Case:
         for index, export in enumerate(self.exports["with"]):
             assert export.location is not None
             paths = [path for path in written["without"] if f"/export{index}/" in f"/{path}"]
+            if not paths:
+                raise AssertionError(f"{export.export_id} wrote nothing")
             for path in paths:
                 expected: list[bytes] = []
                 for line in b"".join(written["without"][path]).split(b"\n")[:-1]:
