@@ -111,10 +111,12 @@ def bench(
     console.print()
     report.print_tables(results, console)
     report.write_json(results, out / "results.json")
+    written = [out / "results.json", out / "table.txt"]
     if "cpu" in results["sections"]:
         report.plot(results["sections"]["cpu"], out / "throughput.png")
+        written.insert(1, out / "throughput.png")
     (out / "table.txt").write_text(console.export_text())
-    console.print(f"wrote {out / 'results.json'}, {out / 'throughput.png'}, {out / 'table.txt'}")
+    console.print("wrote " + ", ".join(map(str, written)))
 
 
 if __name__ == "__main__":

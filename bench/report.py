@@ -90,6 +90,9 @@ def location_table(section: dict[str, Any]) -> Table:
     return table
 
 
+ON_STACK = ("requests", "end_to_end", "replay", "cold_start", "memory")  # figures_table's sections
+
+
 def figures_table(results: dict[str, Any]) -> Table:
     table = Table(
         title="2-6. Storage, end to end, replay, cold start, memory (medians; ratio = pairwise, median)",
@@ -102,7 +105,7 @@ def figures_table(results: dict[str, Any]) -> Table:
     table.add_column("against", no_wrap=True)
     table.add_column("note", overflow="fold")
     figures = results["figures"]
-    for key in ("requests", "end_to_end", "replay", "cold_start", "memory"):
+    for key in ON_STACK:
         section = results["sections"].get(key)
         if not section:
             continue
@@ -143,12 +146,16 @@ def print_tables(results: dict[str, Any], console: Console) -> None:
         console.print(location_table(results["sections"]["location"]))
     if any(figure.get("goal") for figure in results["figures"].values()):
         console.print(goals_table(results))
-    console.print(figures_table(results))
+    if any(key in results["sections"] for key in ON_STACK):  # `--only cpu,location`: no empty table
+        console.print(figures_table(results))
     meta = results["meta"]
-    console.print(
+    conditions = (
         f"{meta['mode']} run, {meta['duration_s']:.0f} s, {meta['cpus']} CPUs, load average "
-        f"{meta['load_start']:.1f} at start, {meta['load_end']:.1f} at end; end to end: {meta['e2e_method']}"
+        f"{meta['load_start']:.1f} at start, {meta['load_end']:.1f} at end"
     )
+    if "end_to_end" in results["sections"]:
+        conditions += f"; end to end: {meta['e2e_method']}"
+    console.print(conditions)
 
 
 def write_json(results: dict[str, Any], path: Path) -> None:
