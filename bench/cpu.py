@@ -39,6 +39,7 @@ from bench.common import (
     no_faults,
     paired,
     ratios,
+    size_tag,
 )
 from shared.delivery import FileInfo
 from shared.destinations import MAX_ADLS_APPEND
@@ -317,7 +318,7 @@ def measure(scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
         for size in scale.cpu_sizes:
             case = Case(exports, size, scale)
             try:
-                with no_faults(f"cpu, {exports} exports, {_size_tag(size)}"):
+                with no_faults(f"cpu, {exports} exports, {size_tag(size)}"):
                     case.check()
                     case.calibrate()
                     runs = {name: partial(case.sample, name) for name in APPROACHES}
@@ -336,12 +337,12 @@ def measure(scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
             row["vs_limit"] = median(ratios(samples["exporter"], samples["limit"]))
             row["vs_usual"] = median(ratios(samples["exporter"], samples["usual"]))
             rows.append(row)
-            tag = f"cpu.e{exports}.s{_size_tag(size)}"
+            tag = f"cpu.e{exports}.s{size_tag(size)}"
             goal = exports == GOAL_EXPORTS
             figures += [
                 Figure(
                     f"{tag}.exporter",
-                    f"export path, {exports} exports, {_size_tag(size)} signals",
+                    f"export path, {exports} exports, {size_tag(size)} signals",
                     row["exporter"]["signals_per_s"],
                     "signals/s",
                     samples["exporter"],
@@ -349,7 +350,7 @@ def measure(scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
                 ),
                 Figure(
                     f"{tag}.limit",
-                    f"limit reference, {exports} exports, {_size_tag(size)}",
+                    f"limit reference, {exports} exports, {size_tag(size)}",
                     row["limit"]["signals_per_s"],
                     "signals/s",
                     samples["limit"],
@@ -357,7 +358,7 @@ def measure(scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
                 ),
                 Figure(
                     f"{tag}.usual",
-                    f"usual approach, {exports} exports, {_size_tag(size)}",
+                    f"usual approach, {exports} exports, {size_tag(size)}",
                     row["usual"]["signals_per_s"],
                     "signals/s",
                     samples["usual"],
@@ -365,7 +366,7 @@ def measure(scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
                 ),
                 Figure(
                     f"{tag}.vs_limit",
-                    f"export path / limit reference, {exports} exports, {_size_tag(size)}",
+                    f"export path / limit reference, {exports} exports, {size_tag(size)}",
                     row["vs_limit"],
                     "x",
                     ratios(samples["exporter"], samples["limit"]),
@@ -376,7 +377,7 @@ def measure(scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
                 ),
                 Figure(
                     f"{tag}.vs_usual",
-                    f"export path / usual approach, {exports} exports, {_size_tag(size)}",
+                    f"export path / usual approach, {exports} exports, {size_tag(size)}",
                     row["vs_usual"],
                     "x",
                     ratios(samples["exporter"], samples["usual"]),
@@ -387,7 +388,7 @@ def measure(scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
                 ),
             ]
             log(
-                f"  cpu: {exports:>3} exports, {_size_tag(size):>4}: exporter "
+                f"  cpu: {exports:>3} exports, {size_tag(size):>4}: exporter "
                 f"{row['exporter']['signals_per_s']:,.0f}/s, limit {row['limit']['signals_per_s']:,.0f}/s, "
                 f"usual {row['usual']['signals_per_s']:,.0f}/s "
                 f"(x{row['vs_limit']:.2f} limit, x{row['vs_usual']:.1f} usual)"
@@ -398,7 +399,3 @@ def measure(scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
         "rows": rows,
         "figures": [f.to_json() for f in figures],
     }
-
-
-def _size_tag(size: int) -> str:
-    return f"{size // 1024}K" if size >= 1024 else f"{size}B"

@@ -35,7 +35,18 @@ from typing import Any
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
-from bench.common import NAMES, Figure, Scale, body, event_batch, median, no_faults, paired, ratios
+from bench.common import (
+    NAMES,
+    Figure,
+    Scale,
+    body,
+    event_batch,
+    median,
+    no_faults,
+    paired,
+    ratios,
+    size_tag,
+)
 from bench.cpu import PARTITION, PROJECT, MemorySink, exports_for, memory_exporter
 from shared.fanout import Fanout
 from shared.geo import FileSource, GeoDatabase
@@ -208,7 +219,7 @@ def measure(scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
             for case_name in CASES:
                 case = Case(size, case_name, scale, database)
                 try:
-                    with no_faults(f"location, {_size_tag(size)}, {case_name}"):
+                    with no_faults(f"location, {size_tag(size)}, {case_name}"):
                         case.check()
                         case.calibrate()
                         runs = {name: partial(case.sample, name) for name in APPROACHES}
@@ -219,7 +230,7 @@ def measure(scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
                 rows.append(row)
                 figures += _figures(row, samples)
                 log(
-                    f"  location: {_size_tag(size):>4} {case_name:<12} without {row['without']:,.0f}/s, "
+                    f"  location: {size_tag(size):>4} {case_name:<12} without {row['without']:,.0f}/s, "
                     f"with {row['with']:,.0f}/s (x{row['ratio']:.2f}); per signal: export path "
                     f"{row['export_us']:.2f} us, enrichment {row['enrichment_us']:.2f} us"
                 )
@@ -251,8 +262,8 @@ def _row(size: int, case_name: str, case: Case, samples: dict[str, list[float]])
 
 
 def _figures(row: dict[str, Any], samples: dict[str, list[float]]) -> list[Figure]:
-    tag = f"location.e{EXPORTS}.s{_size_tag(row['size'])}.{row['case']}"
-    what = f"{EXPORTS} exports, {_size_tag(row['size'])}, {row['case']}"
+    tag = f"location.e{EXPORTS}.s{size_tag(row['size'])}.{row['case']}"
+    what = f"{EXPORTS} exports, {size_tag(row['size'])}, {row['case']}"
     goal = row["case"] == GOAL_CASE
     return [
         Figure(f"{tag}.without", f"export path, {what}", row["without"], "signals/s", samples["without"]),
@@ -279,7 +290,3 @@ def _figures(row: dict[str, Any], samples: dict[str, list[float]]) -> list[Figur
             met=row["ratio"] >= GOAL if goal else None,
         ),
     ]
-
-
-def _size_tag(size: int) -> str:
-    return f"{size // 1024}K" if size >= 1024 else f"{size}B"
