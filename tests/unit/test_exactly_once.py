@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import os
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from azure.core.exceptions import HttpResponseError, ServiceResponseError
 from hypothesis import HealthCheck, settings
 from hypothesis import event as event_note
@@ -51,6 +53,7 @@ BUDGET = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
+STEPS: Counter[str] = Counter()  # invariant checks per machine, reported by a long run
 
 
 @dataclass
@@ -278,6 +281,7 @@ class ExactlyOnce(RuleBasedStateMachine):
 
     @invariant()
     def each_signal_once_in_order(self) -> None:
+        STEPS[type(self).__name__] += 1
         landed = self.landed()
         bodies = {event.body: event for event in self.events}
         for path, lines in landed.items():
@@ -332,6 +336,14 @@ ExactlyOnce.TestCase.settings = BUDGET
 ExactlyOnceWithFailures.TestCase.settings = BUDGET
 TestExactlyOnce = ExactlyOnce.TestCase
 TestExactlyOnceWithFailures = ExactlyOnceWithFailures.TestCase
+
+
+@pytest.fixture(autouse=True, scope="module")
+def report_steps() -> Iterator[None]:
+    """A long run says how many steps it checked (EXACTLY_ONCE_LONG=1, run with -s)."""
+    yield
+    if LONG:
+        print(f"\nexactly-once steps checked: {dict(STEPS)}, total {sum(STEPS.values())}")
 
 
 def test_two_owners_holding_a_file_at_different_positions_write_each_signal_once() -> None:
