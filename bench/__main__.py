@@ -14,12 +14,16 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from bench import coldstart, cpu, endtoend, memory, replay_drain, report, requests_per_batch
+from bench import coldstart, cpu, endtoend, location, memory, replay_drain, report, requests_per_batch
 from bench.common import Scale
 from bench.stack import Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("cpu", "requests", "end_to_end", "replay", "cold_start", "memory")
+SECTIONS = ("cpu", "location", "requests", "end_to_end", "replay", "cold_start", "memory")
+OFF_STACK: dict[str, Callable[[Scale, Callable[[str], None]], dict[str, Any]]] = {
+    "cpu": cpu.measure,
+    "location": location.measure,
+}
 ON_STACK: dict[str, Callable[[Stack, Scale, Callable[[str], None]], dict[str, Any]]] = {
     "requests": requests_per_batch.measure,
     "end_to_end": endtoend.measure,
@@ -35,11 +39,12 @@ def run(scale: Scale, sections: tuple[str, ...], log: Callable[[str], None]) -> 
     load_start = os.getloadavg()[0]
     results: dict[str, Any] = {"sections": {}}
     seconds: dict[str, float] = {}
-    if "cpu" in sections:
-        log(report.SECTION_TITLES["cpu"])
-        mark = time.monotonic()
-        results["sections"]["cpu"] = cpu.measure(scale, log)
-        seconds["cpu"] = time.monotonic() - mark
+    for name, measure_off in OFF_STACK.items():
+        if name in sections:
+            log(report.SECTION_TITLES[name])
+            mark = time.monotonic()
+            results["sections"][name] = measure_off(scale, log)
+            seconds[name] = time.monotonic() - mark
     if any(section in ON_STACK for section in sections):
         log("starting Azurite and the ADLS Gen2 emulator")
         mark = time.monotonic()
@@ -106,10 +111,12 @@ def bench(
     console.print()
     report.print_tables(results, console)
     report.write_json(results, out / "results.json")
+    written = [out / "results.json", out / "table.txt"]
     if "cpu" in results["sections"]:
         report.plot(results["sections"]["cpu"], out / "throughput.png")
+        written.insert(1, out / "throughput.png")
     (out / "table.txt").write_text(console.export_text())
-    console.print(f"wrote {out / 'results.json'}, {out / 'throughput.png'}, {out / 'table.txt'}")
+    console.print("wrote " + ", ".join(map(str, written)))
 
 
 if __name__ == "__main__":

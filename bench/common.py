@@ -89,6 +89,11 @@ class Figure:
         return {k: v for k, v in self.__dict__.items() if v is not None and v != "" and v != []}
 
 
+def size_tag(size: int) -> str:
+    """A signal size as figures' ids and labels spell it: 200B, 1K, 16K."""
+    return f"{size // 1024}K" if size >= 1024 else f"{size}B"
+
+
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else 0.0
 

@@ -39,11 +39,13 @@ from bench.common import (
     no_faults,
     paired,
     ratios,
+    size_tag,
 )
 from shared.delivery import FileInfo
 from shared.destinations import MAX_ADLS_APPEND
 from shared.fanout import Fanout
 from shared.ledger import PartitionLedger
+from shared.location import Locator
 from shared.model import AdlsDestination, Destination, Export, Secret
 from shared.pipeline import EventBatch, Exporter
 from shared.signals import Rejection
@@ -128,8 +130,15 @@ class NoDeadLetters:
         return sum(1 for _ in rejections)
 
 
-def memory_exporter(exports: list[Export], sink: MemorySink, writers: Fanout) -> Exporter:
-    """An Exporter wired as `Runtime.exporter` is, over storage that does no I/O."""
+def memory_exporter(
+    exports: list[Export],
+    sink: MemorySink,
+    writers: Fanout,
+    *,
+    locator: Callable[[], Locator] = lambda: Locator(None),
+) -> Exporter:
+    """An Exporter wired as `Runtime.exporter` is, over storage that does no I/O (and, for exports
+    with the location option, the database `locator` gives)."""
     by_project: dict[str, list[Export]] = {}
     for export in exports:
         by_project.setdefault(export.project_id, []).append(export)
@@ -150,6 +159,7 @@ def memory_exporter(exports: list[Export], sink: MemorySink, writers: Fanout) ->
         backlog=object(),  # type: ignore[arg-type]  # no export is postponed: never used
         dead_letters=NoDeadLetters(),
         writers=writers,
+        locator=locator,
     )
 
 
@@ -308,7 +318,7 @@ def measure(scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
         for size in scale.cpu_sizes:
             case = Case(exports, size, scale)
             try:
-                with no_faults(f"cpu, {exports} exports, {_size_tag(size)}"):
+                with no_faults(f"cpu, {exports} exports, {size_tag(size)}"):
                     case.check()
                     case.calibrate()
                     runs = {name: partial(case.sample, name) for name in APPROACHES}
@@ -327,12 +337,12 @@ def measure(scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
             row["vs_limit"] = median(ratios(samples["exporter"], samples["limit"]))
             row["vs_usual"] = median(ratios(samples["exporter"], samples["usual"]))
             rows.append(row)
-            tag = f"cpu.e{exports}.s{_size_tag(size)}"
+            tag = f"cpu.e{exports}.s{size_tag(size)}"
             goal = exports == GOAL_EXPORTS
             figures += [
                 Figure(
                     f"{tag}.exporter",
-                    f"export path, {exports} exports, {_size_tag(size)} signals",
+                    f"export path, {exports} exports, {size_tag(size)} signals",
                     row["exporter"]["signals_per_s"],
                     "signals/s",
                     samples["exporter"],
@@ -340,7 +350,7 @@ def measure(scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
                 ),
                 Figure(
                     f"{tag}.limit",
-                    f"limit reference, {exports} exports, {_size_tag(size)}",
+                    f"limit reference, {exports} exports, {size_tag(size)}",
                     row["limit"]["signals_per_s"],
                     "signals/s",
                     samples["limit"],
@@ -348,7 +358,7 @@ def measure(scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
                 ),
                 Figure(
                     f"{tag}.usual",
-                    f"usual approach, {exports} exports, {_size_tag(size)}",
+                    f"usual approach, {exports} exports, {size_tag(size)}",
                     row["usual"]["signals_per_s"],
                     "signals/s",
                     samples["usual"],
@@ -356,7 +366,7 @@ def measure(scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
                 ),
                 Figure(
                     f"{tag}.vs_limit",
-                    f"export path / limit reference, {exports} exports, {_size_tag(size)}",
+                    f"export path / limit reference, {exports} exports, {size_tag(size)}",
                     row["vs_limit"],
                     "x",
                     ratios(samples["exporter"], samples["limit"]),
@@ -367,7 +377,7 @@ def measure(scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
                 ),
                 Figure(
                     f"{tag}.vs_usual",
-                    f"export path / usual approach, {exports} exports, {_size_tag(size)}",
+                    f"export path / usual approach, {exports} exports, {size_tag(size)}",
                     row["vs_usual"],
                     "x",
                     ratios(samples["exporter"], samples["usual"]),
@@ -378,7 +388,7 @@ def measure(scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
                 ),
             ]
             log(
-                f"  cpu: {exports:>3} exports, {_size_tag(size):>4}: exporter "
+                f"  cpu: {exports:>3} exports, {size_tag(size):>4}: exporter "
                 f"{row['exporter']['signals_per_s']:,.0f}/s, limit {row['limit']['signals_per_s']:,.0f}/s, "
                 f"usual {row['usual']['signals_per_s']:,.0f}/s "
                 f"(x{row['vs_limit']:.2f} limit, x{row['vs_usual']:.1f} usual)"
@@ -389,7 +399,3 @@ def measure(scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
         "rows": rows,
         "figures": [f.to_json() for f in figures],
     }
-
-
-def _size_tag(size: int) -> str:
-    return f"{size // 1024}K" if size >= 1024 else f"{size}B"

@@ -17,6 +17,7 @@ SECTION_TITLES = {
     "replay": "4. Replay",
     "cold_start": "5. Cold start",
     "memory": "6. Memory",
+    "location": "7. Location enrichment",
 }
 
 
@@ -66,6 +67,32 @@ def cpu_table(section: dict[str, Any]) -> Table:
     return table
 
 
+def location_table(section: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"{SECTION_TITLES['location']}: export path with the location option against without, "
+        f"{section['exports']} exports, signals per CPU second, batches of {section['batch_events']}, "
+        f"median of {section['repeats']} rounds",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+    )
+    for column in ("signal", "case", "without", "with location", "with / without", "enrichment per signal"):
+        table.add_column(column, justify="right")
+    for row in section["rows"]:
+        goal = f" (goal x{row['goal']})" if row.get("goal") else ""
+        table.add_row(
+            f"{row['signal_bytes']:,} B",
+            row["case"],
+            f"{row['without']:,.0f}/s",
+            f"{row['with']:,.0f}/s",
+            f"x{row['ratio']:.2f}{goal}",
+            f"{row['enrichment_us']:.2f} us",
+        )
+    return table
+
+
+ON_STACK = ("requests", "end_to_end", "replay", "cold_start", "memory")  # figures_table's sections
+
+
 def figures_table(results: dict[str, Any]) -> Table:
     table = Table(
         title="2-6. Storage, end to end, replay, cold start, memory (medians; ratio = pairwise, median)",
@@ -78,7 +105,7 @@ def figures_table(results: dict[str, Any]) -> Table:
     table.add_column("against", no_wrap=True)
     table.add_column("note", overflow="fold")
     figures = results["figures"]
-    for key in ("requests", "end_to_end", "replay", "cold_start", "memory"):
+    for key in ON_STACK:
         section = results["sections"].get(key)
         if not section:
             continue
@@ -115,13 +142,20 @@ def goals_table(results: dict[str, Any]) -> Table:
 def print_tables(results: dict[str, Any], console: Console) -> None:
     if "cpu" in results["sections"]:
         console.print(cpu_table(results["sections"]["cpu"]))
+    if "location" in results["sections"]:
+        console.print(location_table(results["sections"]["location"]))
+    if any(figure.get("goal") for figure in results["figures"].values()):
         console.print(goals_table(results))
-    console.print(figures_table(results))
+    if any(key in results["sections"] for key in ON_STACK):  # `--only cpu,location`: no empty table
+        console.print(figures_table(results))
     meta = results["meta"]
-    console.print(
+    conditions = (
         f"{meta['mode']} run, {meta['duration_s']:.0f} s, {meta['cpus']} CPUs, load average "
-        f"{meta['load_start']:.1f} at start, {meta['load_end']:.1f} at end; end to end: {meta['e2e_method']}"
+        f"{meta['load_start']:.1f} at start, {meta['load_end']:.1f} at end"
     )
+    if "end_to_end" in results["sections"]:
+        conditions += f"; end to end: {meta['e2e_method']}"
+    console.print(conditions)
 
 
 def write_json(results: dict[str, Any], path: Path) -> None:

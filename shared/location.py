@@ -4,12 +4,15 @@ Pure. A signal line is the body's exact bytes; enriching it changes exactly two 
 else: the member `,"<key>":{...}` is inserted before the object's final `}`, and, when anonymising, the
 client address's string token is replaced by the anonymised address. The body is never re-serialised.
 
-pysimdjson reads the value at the export's JSON pointer (one parser per thread); the address's token
-is then found in the raw bytes. In a line without a backslash no string is escaped, so every name is
-spelt plainly and a name that occurs once is the pointer's member: the usual signal costs a few
-searches, one parse and one join (`_quick`). Otherwise (`_enrich`) each plain candidate
-`"<name>":"<address>"` is confirmed by parsing the line with it replaced, and an address or a name
-spelt with escapes (`"\\u0031.2.3.4"`) is found by walking the path through the raw bytes.
+The usual signal (no backslash, scalar members before the address on its path) is enriched by the
+shortcut of `enrich_lines`: one anchored regex match from the line's start, one search for the target
+key, one dict lookup of the client and one join; and no parse for the export path's lines, which
+their reader has parsed already (`signals`). Any other line (`_enrich`): pysimdjson reads the value
+at the export's JSON pointer (one parser per thread), and the address's token is found in the raw
+bytes. In a line without a backslash no string is escaped, so every name is spelt plainly and a name
+that occurs once is the pointer's member; otherwise each plain candidate `"<name>":"<address>"` is
+confirmed by parsing the line with it replaced, and an address or a name spelt with escapes
+(`"\\u0031.2.3.4"`) is found by walking the path through the raw bytes.
 
 A signal that cannot be enriched is exported unchanged and counted by its `Outcome`, never dropped. A
 public address is anonymised whenever the option says so, even when the database does not know it.
@@ -17,6 +20,7 @@ public address is anonymised whenever the option says so, even when the database
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -136,7 +140,10 @@ class Locator:
     def __init__(self, lookup: Lookup | None, *, remember: int = REMEMBERED_ADDRESSES) -> None:
         self._lookup = lookup
         self._remember = remember
-        self.known: dict[str, _Address] = {}  # read directly by the hot path
+        self.known: dict[str, _Address] = {}
+        # The located addresses by their plain spelling (the bytes between the quotes): the anonymised
+        # token and the location, what the shortcut of `enrich_lines` reads directly, undecoded.
+        self.located: dict[bytes, tuple[bytes | None, bytes]] = {}
         self._places: dict[bytes, bytes] = {}
 
     @property
@@ -152,9 +159,21 @@ class Locator:
         known = self._classify(text)
         if len(self.known) >= self._remember:
             self.known.clear()  # cheaper than tracking age; busy clients come back at once
+            self.located.clear()
             self._places.clear()
         self.known[text] = known
         return known
+
+    def spelt(self, spelling: bytes) -> tuple[bytes | None, bytes] | None:
+        """A located address by its plain spelling (ASCII: hex digits, '.' and ':'), remembered so:
+        its anonymised token and its location. None when it is not located."""
+        found = self.located.get(spelling)
+        if found is None:
+            outcome, location, replacement, _ = self.address(spelling.decode())
+            if outcome is not Outcome.LOCATED:
+                return None
+            found = self.located[spelling] = (replacement, location)
+        return found
 
     def _classify(self, text: str) -> _Address:
         """One address, the first time it is seen (about 5 us for IPv4, 10 us for IPv6, most of it
@@ -277,7 +296,7 @@ class _Plan:
     # array index. Found by a literal-prefixed regex: several times faster than bytes.find on bodies
     # full of quotes and digits (measured on bench.common's bodies).
     named_value: re.Pattern[bytes] | None
-    prefix: re.Pattern[bytes] | None  # see _quick
+    prefix: re.Pattern[bytes] | None  # see enrich_lines
 
 
 _plans: dict[LocationOption, _Plan] = {}
@@ -325,85 +344,89 @@ def enrich(line: bytes, option: LocationOption, locator: Locator) -> tuple[bytes
 
 
 def enrich_lines(
-    lines: Sequence[Line], option: LocationOption, locator: Locator
+    lines: Sequence[Line], option: LocationOption, locator: Locator, *, signals: bool = False
 ) -> tuple[list[Line], Counter[Outcome]]:
     """A list of lines enriched for one option, in the same order with the same sequence numbers
-    (a line left as sent is the same tuple), and how many lines had each outcome."""
+    (a line left as sent is the same tuple), and how many lines had each outcome.
+
+    `signals`: the lines are signal lines (`shared.signals.SignalReader` made them, so each is a JSON
+    text a reader accepted): the shortcut takes that as proven instead of parsing them again.
+
+    The shortcut, for the usual signal, is inline (this loop is the export path's cost per enriched
+    signal). The usual signal has no backslash, so every name in it is spelt plainly, and the members
+    before the address (on each level of its path) are strings, numbers, booleans or null. In valid
+    JSON, `plan.prefix` matching from the line's first byte proves that the member it ends on is the
+    first of its name on its level (what `_resolve` reads), and gives the address's span: no name
+    search, no second look. The target key is checked absent from the raw line (or, for a long line
+    parsed here, from its top-level names, which then cost less than a search), and the client is one
+    the locator located. Any other line goes to `_enrich`, which handles every case; both give the
+    same result for the lines the shortcut takes (tests/unit/test_location*.py run both)."""
     plan = _plan(option)
     parse = _parser()
-    quick = _quick(plan, locator, parse)
+    check = None if signals else parse
+    match = plan.prefix.match if plan.prefix is not None else _no_match
+    located_get, spelt = locator.located.get, locator.spelt
+    quoted_key, member, anonymize = plan.quoted_key, plan.member, plan.anonymize
     counts: Counter[Outcome] = Counter()
     located = 0
     enriched: list[Line] = []
     append = enriched.append
     for item in lines:
-        data = quick(item[1])
-        if data is not None:
-            located += 1
-            append((item[0], data))
-            continue
-        data, outcome = _enrich(item[1], plan, locator, parse)
+        line = item[1]
+        if _BACKSLASH not in line and line[-1:] == b"}":
+            found = match(line)
+            if found is not None and (
+                line.rfind(quoted_key) < 0  # `in` searches forwards: slower on JSON (measured)
+                if check is None
+                else _valid_without(line, plan, check)
+            ):
+                address = found[1]
+                place = located_get(address) or spelt(address)
+                if place is not None:
+                    located += 1
+                    if anonymize and place[0] is not None:
+                        start = found.start(1) - 1  # the address's token, quotes included
+                        stop = start + len(address) + 2
+                        data = b"".join((line[:start], place[0], line[stop:-1], member, place[1], b"}"))
+                    else:
+                        data = b"".join((line[:-1], member, place[1], b"}"))
+                    append((item[0], data))
+                    continue
+        data, outcome = _enrich(line, plan, locator, parse)
         counts[outcome] += 1
-        append(item if data is item[1] else (item[0], data))
+        append(item if data is line else (item[0], data))
     if located:
         counts[_LOCATED] += located
     return enriched, counts
 
 
-def _quick(plan: _Plan, locator: Locator, parse: Callable[[bytes], Any]) -> Callable[[bytes], bytes | None]:
-    """The usual signal, enriched with the least work Python can do. None for any other line: then
-    `_enrich`, which handles every case, decides.
+def _no_match(line: bytes) -> re.Match[bytes] | None:
+    """The shortcut's regex for a path that a line without escapes cannot spell: no line matches."""
+    return None
 
-    The usual signal has no backslash, so every name in it is spelt plainly, and the members before
-    the address (on each level of its path) are strings, numbers, booleans or null. In valid JSON
-    (one parse checks it), `plan.prefix` matching from the line's first byte proves that the member
-    it ends on is the first of its name on its level (what `_resolve` reads), and gives the address's
-    span: no name search, no second look. The target key is checked absent from the raw line (short
-    lines) or from the top-level names (long ones, where listing them costs less than a search). Same
-    result as `_enrich` for the lines it takes (tests/unit/test_location.py runs both)."""
-    prefix = plan.prefix
-    if prefix is None:
-        return lambda line: None
-    match = prefix.match
-    known, address = locator.known, locator.address
-    quoted_key, key, member, anonymize = plan.quoted_key, plan.key, plan.member, plan.anonymize
-    short, located, obj = _SHORT, _LOCATED, _OBJECT
 
-    def quick(line: bytes) -> bytes | None:
-        if _BACKSLASH in line or line[-1:] != b"}":
-            return None
-        found = match(line)
-        if found is None:
-            return None
-        try:
-            document = parse(line)  # valid JSON: what the prefix proves holds only for that
-        except (ValueError, TypeError):
-            return None
-        try:
-            if not isinstance(document, obj):
-                return None
-            # Short lines: a raw search beats listing the names; long ones: the other way round.
-            present = quoted_key in line if len(line) <= short else key in set(document.keys())
-            if present:
-                return None
-        finally:
-            del document  # simdjson refuses to parse again while a document is alive
-        known_address = known.get(found.group(1).decode()) or address(found.group(1).decode())
-        if known_address[0] is not located:
-            return None
-        _, location, replacement, _ = known_address
-        if not anonymize or replacement is None:
-            return b"".join((line[:-1], member, location, b"}"))
-        start, stop = found.span(1)
-        return b"".join((line[: start - 1], replacement, line[stop + 1 : -1], member, location, b"}"))
-
-    return quick
+def _valid_without(line: bytes, plan: _Plan, parse: Callable[[bytes], Any]) -> bool:
+    """Whether a line of unknown origin is a JSON object without the target key (one parse)."""
+    try:
+        document = parse(line)
+    except (ValueError, TypeError):
+        return False
+    try:
+        if not isinstance(document, _OBJECT):
+            return False
+        # Short lines: a raw search beats listing the names; long ones: the other way round.
+        if len(line) <= _SHORT:
+            return plan.quoted_key not in line
+        return plan.key not in set(document.keys())
+    finally:
+        del document  # simdjson refuses to parse again while a document is alive
 
 
 def _prefix(tokens: tuple[str, ...]) -> re.Pattern[bytes] | None:
-    """The regex of `_quick`: from the line's start, through members with scalar values, to the first
-    member of each name on the path, to an address-like string. None when a name needs escapes (never
-    in a line without backslashes). Possessive quantifiers: no backtracking, linear in the prefix."""
+    """The regex of `enrich_lines`' shortcut: from the line's start, through members with scalar
+    values, to the first member of each name on the path, to an address-like string. None when a name
+    needs escapes (never in a line without backslashes). Possessive quantifiers: no backtracking,
+    linear in the prefix."""
     pattern = rb"[ \t\r\n]*+\{"
     for index, token in enumerate(tokens):
         name = orjson.dumps(token)
@@ -424,6 +447,7 @@ def comparison(option: LocationOption | None) -> Callable[[bytes, bytes], bool] 
     return same_signal(option) if option is not None else None
 
 
+@functools.lru_cache(maxsize=1024)  # every write of an enriched export asks
 def same_signal(option: LocationOption) -> Callable[[bytes, bytes], bool]:
     """Whether two lines are the same signal, enriched alike or by two versions of the database: a
     second delivery after the database was replaced may write a signal's location differently, and
@@ -447,7 +471,8 @@ def same_signal(option: LocationOption) -> Callable[[bytes, bytes], bool]:
 
 class Enrichments:
     """One batch's enrichments: the same list of lines enriched for the same option once, however
-    many exports take it (a project's exports share lists of lines; see shared.pipeline)."""
+    many exports take it (a project's exports share lists of lines; see shared.pipeline). The lines
+    are signal lines, as `SignalReader.group` makes them (`enrich_lines`' `signals`)."""
 
     def __init__(self, locator: Locator) -> None:
         self.locator = locator
@@ -458,7 +483,7 @@ class Enrichments:
         done = self._done.get(key)
         if done is not None and done[0] is lines:
             return done[1], done[2]
-        enriched, counts = enrich_lines(lines, option, self.locator)
+        enriched, counts = enrich_lines(lines, option, self.locator, signals=True)
         self._done[key] = (lines, enriched, counts)  # keeps `lines` alive: its id stays its own
         return enriched, counts
 

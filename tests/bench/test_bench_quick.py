@@ -25,6 +25,12 @@ CPU = [
     for size in SIZES
     for name in ("exporter", "limit", "usual", "vs_limit", "vs_usual")
 ]
+LOCATION = [
+    f"location.e10.s{size}.{case}.{name}"
+    for size in SIZES
+    for case in ("same_option", "own_options", "new_clients")
+    for name in ("without", "with", "ratio")
+]
 OTHERS = [
     "requests.data_per_file",
     "requests.data_per_file_first",
@@ -58,7 +64,7 @@ OTHERS = [
     "memory.traced_per_batch",
     "memory.rss_per_batch",
 ]
-SECTIONS = {"cpu", "requests", "end_to_end", "replay", "cold_start", "memory"}
+SECTIONS = {"cpu", "location", "requests", "end_to_end", "replay", "cold_start", "memory"}
 
 
 @pytest.fixture(scope="module")
@@ -77,22 +83,30 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_quick_mode_reports_every_figure_as_a_positive_number(quick_run: Path) -> None:
+    """Every section and figure is in results.json, a positive number with a unit and a label."""
     results = json.loads((quick_run / "results.json").read_text())
     assert set(results["sections"]) == SECTIONS
     assert results["meta"]["mode"] == "quick"
     figures = results["figures"]
-    missing = [key for key in CPU + OTHERS if key not in figures]
+    missing = [key for key in CPU + LOCATION + OTHERS if key not in figures]
     assert not missing, f"figures missing from results.json: {missing}"
-    for key in CPU + OTHERS:
+    for key in CPU + LOCATION + OTHERS:
         value = figures[key]["value"]
         assert isinstance(value, int | float) and math.isfinite(value) and value > 0, (key, value)
         assert figures[key]["unit"] and figures[key]["label"], key
     for key, figure in figures.items():
-        if "reference" in figure and figure["reference"].startswith(("cpu.", "e2e.", "replay.", "cold.")):
+        if "reference" in figure and figure["reference"].startswith(
+            ("cpu.", "location.", "e2e.", "replay.", "cold.")
+        ):
             assert figure["reference"] in figures, f"{key} refers to a figure that is not there"
+    location_goals = {
+        key for key, figure in figures.items() if key.startswith("location.") and "goal" in figure
+    }
+    assert location_goals == {f"location.e10.s{size}.same_option.ratio" for size in SIZES}
 
 
 def test_the_quick_mode_draws_the_plot_and_writes_the_table(quick_run: Path) -> None:
+    """The PNG is a real plot and the table has every section's title."""
     png = (quick_run / "throughput.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
     table = (quick_run / "table.txt").read_text()
@@ -103,5 +117,6 @@ def test_the_quick_mode_draws_the_plot_and_writes_the_table(quick_run: Path) -> 
         "Replay",
         "Cold start",
         "Memory",
+        "Location enrichment",
     ):
         assert title in table

@@ -1,5 +1,5 @@
-"""The module command lines (`python -m devstack.tokens`, `devstack.adls_emulator`, `bench`,
-`bench.location`): each has --help, and a wrong option ends with a usage error, exit status 2."""
+"""The module command lines (`python -m devstack.tokens`, `devstack.adls_emulator`, `bench`): each has
+--help, and a wrong option ends with a usage error, exit status 2."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bench import location as bench_location
 from bench.__main__ import app as bench_app
 from devstack import tokens
 from devstack.adls_emulator.__main__ import app as emulator_app
 
-APPS = {"tokens": tokens.app, "emulator": emulator_app, "bench": bench_app, "location": bench_location.app}
+APPS = {"tokens": tokens.app, "emulator": emulator_app, "bench": bench_app}
 
 
 @pytest.mark.parametrize("name", APPS)
@@ -33,11 +32,10 @@ def test_every_module_command_line_has_help(name: str) -> None:
         ("emulator", ["--account", "no-key"], "NAME:BASE64KEY"),
         ("emulator", ["--port", "x"], "--port"),
         ("bench", ["--only", "cpu,nope"], "unknown sections"),
-        ("location", ["--cases", "nope"], "unknown cases"),
     ],
 )
 def test_a_wrong_option_is_a_usage_error(name: str, args: list[str], says: str) -> None:
-    """A missing project, an unknown role, section or case, a malformed account or number: the reason
+    """A missing project, an unknown role or section, a malformed account or number: the reason
     and exit status 2, before anything runs."""
     result = CliRunner().invoke(APPS[name], args, env={"COLUMNS": "200"})
     assert result.exit_code == 2, result.output

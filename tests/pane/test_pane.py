@@ -3,6 +3,7 @@ that lost a race, markup in names, a phone-sized window, and the keyboard."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from pathlib import Path
 
@@ -93,6 +94,33 @@ def test_each_validation_error_is_shown_beside_its_field(
     expect(path).to_be_focused()
     with api(host, project) as client:
         assert client.get(f"/projects/{project}/exports/bad").status_code == 404
+
+
+def test_the_location_option_is_offered_and_a_service_without_a_database_says_so_at_it(
+    page: Page, host: LocalHost, project: str
+) -> None:
+    """The location fields appear only once the option is chosen; this host names no database, so the
+    API's LocationDatabaseNotConfigured is shown in the option's group and nothing is created."""
+    sign_in(page, host, project)
+    page.get_by_role("link", name="New export").click()
+    page.get_by_label("Name", exact=True).fill("geo")
+    page.get_by_label("Storage account URI").fill(host.lake_url + "/")
+    page.get_by_label("Storage account key").fill(base64.b64encode(b"k" * 64).decode())  # well-formed
+    page.get_by_label("File system and path").fill("geofs/")
+    field = page.get_by_label("Field holding the client's IP address")
+    expect(field).to_be_hidden()
+    page.get_by_label("Add the location of the client's IP address", exact=False).check()
+    expect(field).to_be_visible()
+    expect(page.get_by_label("Member the location is added under")).to_have_value("location")
+    field.fill("/context/location/ip")
+    page.get_by_role("button", name="Create export").click()
+
+    summary = page.get_by_role("alert").filter(has_text="There is a problem")
+    expect(summary).to_be_focused()
+    group = page.locator("fieldset.group", has=field)
+    expect(group.locator(".error").first).to_contain_text("no location database")
+    with api(host, project) as client:
+        assert client.get(f"/projects/{project}/exports/geo").status_code == 404
 
 
 def test_an_edit_that_lost_a_race_is_shown_and_overwrites_nothing(

@@ -13,6 +13,7 @@ import maxminddb
 import orjson
 import pytest
 
+from shared import jsontext
 from shared.location import (
     Enrichments,
     Locator,
@@ -25,6 +26,7 @@ from shared.location import (
     pointer_tokens,
 )
 from shared.model import LocationOption
+from shared.signals import line_of
 from tests.geodata import (
     CITY_DATABASE,
     COUNTRY_ONLY_V4,
@@ -59,10 +61,23 @@ def locator(reader: Any) -> Locator:
 
 def both(line: bytes, option: LocationOption, locator: Locator) -> tuple[bytes, Outcome]:
     """What `enrich` makes of a line, checked equal to what `enrich_lines` makes of it once its client
-    is known (its shortcut for compact lines of known clients)."""
+    is known (its shortcut for compact lines of known clients), and, for a line the export path can
+    carry (a JSON object, as its reader leaves it), to what it makes of it as a signal line."""
     single = enrich(line, option, locator)
-    assert enrich_lines([(3, line)], option, locator) == ([(3, single[0])], Counter({single[1]: 1}))
+    expected = ([(3, single[0])], Counter({single[1]: 1}))
+    assert enrich_lines([(3, line)], option, locator) == expected
+    if is_signal_line(line):
+        assert enrich_lines([(3, line)], option, locator, signals=True) == expected
     return single
+
+
+def is_signal_line(line: bytes) -> bool:
+    """Whether a line is one `SignalReader` gives: a JSON object by RFC 8259, on one line, no BOM."""
+    try:
+        top = jsontext.read_top(line.decode(), "name")
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return top.is_object and line_of(line) == line
 
 
 def member(location: dict[str, Any], key: str = "location") -> bytes:
@@ -479,6 +494,18 @@ def test_a_locator_forgets_everything_when_full_and_stays_correct() -> None:
     locator = Locator(lambda address: CITY_DATABASE["81.2.69.0/24"], remember=3)
     for last in range(1, 20):
         assert both(b'{"clientIp":"81.2.69.%d"}' % last, CLIENT_IP, locator)[1] is Outcome.LOCATED
+
+
+def test_the_memory_of_located_spellings_is_bounded_with_the_rest() -> None:
+    """The export path's memory of located clients (by spelling) forgets when the locator does."""
+    locator = Locator(lambda address: CITY_DATABASE["81.2.69.0/24"], remember=3)
+    for last in range(1, 20):
+        line = b'{"clientIp":"81.2.69.%d"}' % last
+        expected = enrich(line, CLIENT_IP, Locator(lambda address: CITY_DATABASE["81.2.69.0/24"]))[0]
+        enriched = enrich_lines([(1, line)], CLIENT_IP, locator, signals=True)
+        assert enriched == ([(1, expected)], Counter({Outcome.LOCATED: 1}))
+        assert 1 <= len(locator.located) <= len(locator.known) <= 3
+    assert locator.spelt(b"10.0.0.1") is None and locator.spelt(b"81.2.69.7") is not None
 
 
 # -- records of other shapes -----------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections import Counter
+from datetime import UTC, datetime
 from itertools import pairwise
 from random import Random
 from typing import Any
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from shared.location import Locator, OptionError, Outcome, anonymized, enrich, enrich_lines, pointer_tokens
 from shared.model import LocationOption
+from shared.signals import IncomingEvent, SignalReader
 from tests.geodata import CITY_DATABASE, FULL_V4, FULL_V6, LOCATIONS, NO_CITY_V4, UNKNOWN_V4
 
 RECORDS = {
@@ -339,3 +341,36 @@ def test_a_batch_gives_each_line_what_a_single_line_gives(
     known = locator()
     single = enrich(line, option, known)  # also makes the client known, as a busy client is
     assert enrich_lines([(7, line)], option, known) == ([(7, single[0])], Counter({single[1]: 1}))
+
+
+@MAIN_PROPERTY
+@given(generated=documents(), anonymize=st.booleans(), ascii_only=st.booleans(), data=st.data())
+def test_signal_lines_are_enriched_as_any_line_is(
+    generated: tuple[dict[str, Any], list[str | int], str],
+    anonymize: bool,
+    ascii_only: bool,
+    data: st.DataObject,
+) -> None:
+    """The export path's lines (SignalReader's, enriched without parsing them again) get what `enrich`
+    gives each line alone: compact ones of known clients (the shortcut), spaced or escaped ones, with
+    the target key or without."""
+    document, path, address = generated
+    assume(path[0] not in ("location", "name"))
+    document["name"] = "request"
+    if data.draw(st.booleans()):
+        document["location"] = data.draw(values)
+    option = LocationOption(pointer(path), anonymize=anonymize)
+    assume(len(option.ip_field) <= 512)
+    compact = json.dumps(plain(document, address), separators=(",", ":"), ensure_ascii=ascii_only).encode()
+    writer = Writer(data.draw(st.randoms(use_true_random=False)), address)
+    writer.value(document)
+    bodies = [compact, bytes(writer.out), compact]
+    at = datetime(2026, 1, 15, 10, tzinfo=UTC)
+    groups, rejections = SignalReader().group([IncomingEvent(b, i, at, "p") for i, b in enumerate(bodies)])
+    assert not rejections
+    (lines,) = groups.values()
+    known = locator()
+    alone = [enrich(line, option, known) for _, line in lines]  # also makes the client known
+    enriched, counts = enrich_lines(lines, option, known, signals=True)
+    assert enriched == [(sequence, line) for (sequence, _), (line, _) in zip(lines, alone, strict=True)]
+    assert counts == Counter(outcome for _, outcome in alone)

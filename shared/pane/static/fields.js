@@ -5,7 +5,8 @@
 // url, password, radio, select, textarea), group, and optionally options, help (text or a function
 // of the form's values), when (shown only if it returns true), only ("create": not editable later),
 // read (its value from an export the API answered; by default the property at `name`), initial (its
-// value in a new export's form), trim (false: sent as typed), required, autocomplete. A new option of the API, say a replay
+// value in a new export's form), trim (false: sent as typed), send (false: a form-only field; a
+// function: the property's value from the field's, e.g. a boolean), required, autocomplete. A new option of the API, say a replay
 // placement, is one entry: {name: "replayPlacement", group: "options", label: "...", type: "radio",
 // options: [...], initial: "..."}.
 //
@@ -27,11 +28,13 @@ export const GROUPS = [
   { id: "export", legend: "" },
   { id: "destination", legend: "Destination", target: "destination" },
   { id: "options", legend: "Options" },
+  { id: "location", legend: "Client location (optional)", target: "location" },
   { id: "notify", legend: "Notifications (optional)", target: "notify" },
 ];
 
 const adls = (v) => v["destination.type"] === "adls";
 const blob = (v) => v["destination.type"] === "blob";
+const located = (v) => v.locationMode === "on";
 
 export const FIELDS = [
   {
@@ -174,6 +177,54 @@ export const FIELDS = [
     read: (item) => item.replayPlacement || "current",
   },
   {
+    name: "locationMode",
+    group: "location",
+    label: "Location of the client",
+    type: "radio",
+    send: false,
+    options: [
+      { value: "off", label: "Export signals as sent" },
+      { value: "on", label: "Add the location of the client's IP address, as Application Insights' export did" },
+    ],
+    initial: "off",
+    read: (item) => (item.location ? "on" : "off"),
+    help: "Continent, country, province and city, from the operator's location database (the service says so if it has none).",
+  },
+  {
+    name: "location.ipField",
+    group: "location",
+    label: "Field holding the client's IP address",
+    type: "text",
+    autocomplete: "off",
+    when: located,
+    help: "A JSON pointer into each signal, e.g. /clientIp or /context/location/ip. A signal without it is exported as sent.",
+  },
+  {
+    name: "location.key",
+    group: "location",
+    label: "Member the location is added under",
+    type: "text",
+    autocomplete: "off",
+    when: located,
+    initial: "location",
+    read: (item) => (item.location ? item.location.key : "location"),
+    help: "A top-level member of each signal. A signal that already has it is exported as sent.",
+  },
+  {
+    name: "location.anonymize",
+    group: "location",
+    label: "The address in exported signals",
+    type: "radio",
+    when: located,
+    options: [
+      { value: "true", label: "Anonymised: last IPv4 octet zeroed, last 80 bits of IPv6 (as Application Insights did)" },
+      { value: "false", label: "As sent" },
+    ],
+    initial: "true",
+    send: (value) => value !== "false",
+    read: (item) => (item.location && item.location.anonymize === false ? "false" : "true"),
+  },
+  {
     name: "notify.webhook",
     group: "notify",
     label: "Webhook URL",
@@ -227,7 +278,8 @@ export function definitionOf(values) {
   for (const field of FIELDS) {
     if (field.send === false || field.only === "create" || !visible(field, values)) continue;
     const value = values[field.name];
-    if (field.name === "signals") put(document, "signals", namesOf(value));
+    if (typeof field.send === "function") put(document, field.name, field.send(value));
+    else if (field.name === "signals") put(document, "signals", namesOf(value));
     else if (typeof value === "string" && value.trim() !== "") put(document, field.name, field.trim === false ? value : value.trim());
   }
   if (values.signalsMode !== "list") document.signals = "all";

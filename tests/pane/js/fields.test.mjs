@@ -70,6 +70,31 @@ test("a SAS or a tenant id is sent for its method only, and read back from the a
   assert.deepEqual(placeOf("destination.sas"), { field: "destination.sas" });
 });
 
+test("the location option is sent only when chosen, its anonymisation as a boolean", () => {
+  const values = { ...initialValues(), "destination.uri": "https://acct.dfs.core.windows.net/", "destination.path": "fs/" };
+  assert.equal("location" in definitionOf(values), false);
+  assert.equal("location" in definitionOf({ ...values, "location.ipField": "/clientIp" }), false);
+  const on = { ...values, locationMode: "on", "location.ipField": " /context/location/ip " };
+  assert.deepEqual(definitionOf(on).location, { ipField: "/context/location/ip", key: "location", anonymize: true });
+  assert.deepEqual(definitionOf({ ...on, "location.key": "geo", "location.anonymize": "false" }).location, {
+    ipField: "/context/location/ip",
+    key: "geo",
+    anonymize: false,
+  });
+});
+
+test("an export with a location reads back into the same option; one without, into none", () => {
+  const option = { ipField: "/clientIp", key: "where", anonymize: false };
+  const values = valuesOf({ ...lake, location: option });
+  assert.equal(values.locationMode, "on");
+  assert.deepEqual(definitionOf(values).location, option);
+  const plain = valuesOf(lake);
+  assert.equal(plain.locationMode, "off");
+  assert.equal(plain["location.key"], "location");
+  assert.equal(plain["location.anonymize"], "true");
+  assert.equal("location" in definitionOf(plain), false); // an edit that leaves it off removes it (PUT)
+});
+
 test("signal names are one a line, blanks dropped, markup kept as characters", () => {
   assert.deepEqual(namesOf("a\r\n\n  <b>x</b>  \n"), ["a", "<b>x</b>"]);
 });
@@ -80,6 +105,8 @@ test("an API error's target finds its field, else its group, else none", () => {
   assert.deepEqual(placeOf("exportId"), { field: "exportId" });
   assert.deepEqual(placeOf("If-None-Match"), { field: "exportId" });
   assert.deepEqual(placeOf("destination"), { group: "destination" });
+  assert.deepEqual(placeOf("location.ipField"), { field: "location.ipField" });
+  assert.deepEqual(placeOf("location"), { group: "location" }); // LocationDatabaseNotConfigured
   assert.equal(placeOf("If-Match"), null);
   assert.equal(placeOf(""), null);
 });

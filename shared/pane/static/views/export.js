@@ -181,6 +181,9 @@ export async function exportPage(ctx, project, exportId) {
         ["Authentication", `${method ? method.label : "–"}${d.hasSharedKey ? ": set (never shown)" : ""}`],
         d.type === "adls" ? ["Export granularity", item.granularity === "day" ? "A file per day" : "A file per hour"] : null,
         ["Signals", signalsText(item.signals)],
+        item.location
+          ? ["Client location", `${item.location.ipField} → ${item.location.key}${item.location.anonymize ? ", address anonymised" : ""}`]
+          : null,
         item.notify ? ["Webhook", item.notify.webhook] : null,
         ["Created", when(item.createdAt)],
         ["Changed", when(item.updatedAt)],
