@@ -121,7 +121,7 @@ class Payloads:
 
     def __init__(self) -> None:
         self._payloads: dict[int, tuple[Sequence[Line], bytes]] = {}
-        self._pieces: dict[tuple[int, int], tuple[Sequence[Line], list[tuple[bytes, int]]]] = {}
+        self._pieces: dict[tuple[int, int], tuple[Sequence[Line], list[tuple[int, int, int]]]] = {}
 
     def __call__(self, lines: Sequence[Line]) -> bytes:
         known = self._payloads.get(id(lines))
@@ -136,12 +136,14 @@ class Payloads:
         known = self._payloads.get(id(lines))
         return len(known[1]) if known is not None and known[0] is lines else None
 
-    def pieces(self, lines: Sequence[Line], limit: int) -> list[tuple[bytes, int]]:
-        """The payload in runs of whole lines of at most `limit` bytes, with their last sequences."""
+    def pieces(self, lines: Sequence[Line], limit: int) -> list[tuple[int, int, int]]:
+        """Where the payload is cut into runs of whole lines of at most `limit` bytes: each run's start
+        and end in the payload, and its last sequence. Offsets, not copies: a writer slices one run at
+        a time, so a large batch is not held twice."""
         known = self._pieces.get((id(lines), limit))
         if known is not None and known[0] is lines:
             return known[1]
-        pieces = list(_chunks(self(lines), lines, limit))
+        pieces = list(_chunks(lines, limit))
         self._pieces[(id(lines), limit)] = (lines, pieces)
         return pieces
 
@@ -244,8 +246,8 @@ def deliver(
             payload = encoded(pending)
             if len(payload) <= sink.max_append:  # nearly always: one request
                 return FileState(sink.append(path, payload, state.length), pending[-1][0])
-            for chunk, last in encoded.pieces(pending, sink.max_append):
-                length = sink.append(path, chunk, state.length)
+            for start, end, last in encoded.pieces(pending, sink.max_append):
+                length = sink.append(path, payload[start:end], state.length)
                 state = FileState(length, last)
                 progress.state = state
             return state
@@ -351,12 +353,12 @@ def match_in_order(region: bytes, lines: Sequence[Line], same: Same | None = Non
     return found
 
 
-def _chunks(payload: bytes, lines: Sequence[Line], limit: int) -> Iterator[tuple[bytes, int]]:
-    """The payload in runs of whole lines of at most `limit` bytes (a single longer line goes alone),
-    each with its last line's sequence number. Cut in the encoded bytes, where the lines end."""
+def _chunks(lines: Sequence[Line], limit: int) -> Iterator[tuple[int, int, int]]:
+    """The encoded lines in runs of whole lines of at most `limit` bytes (a single longer line goes
+    alone): each run's start and end in the payload, and its last line's sequence number."""
     ends = list(accumulate(len(data) + 1 for _, data in lines))
     start = first = 0
     while first < len(lines):
         last = max(first, bisect_right(ends, start + limit) - 1)
-        yield payload[start : ends[last]], lines[last][0]
+        yield start, ends[last], lines[last][0]
         start, first = ends[last], last + 1
