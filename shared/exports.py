@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import builtins
 import logging
+import math
 import secrets
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -379,15 +379,23 @@ def _context(project_id: str, export_id: str) -> str:
 
 
 class ExportRegistry:
-    """The exports by project, as the trigger needs them: read whole, at most once per `max_age`.
+    """The exports of each project, as the trigger needs them: looked up per project, on the first
+    batch that carries the project's signals, and kept for `max_age` seconds.
 
-    A change made through the store is in force in every instance within `max_age` seconds. Reading
-    the table on every batch would cost a request per batch for data that changes rarely.
+    A lookup is one partition query (PartitionKey = project), whatever the number of exports in the
+    table; a project without exports costs one query per period too, and is remembered as such. A change
+    made through the store is in force in every instance within `max_age` seconds, as each instance asks
+    again once its answer is that old. Reading on every batch would cost a request per batch for data
+    that changes rarely; reading the whole table would cost every instance a request per thousand
+    exports per period, whether or not its partitions carry those projects' signals.
+
+    An answer that did not change keeps its identity (the export path keeps plans while it does), and
+    answers older than `max_age` are dropped, so memory follows the projects seen recently.
     """
 
     def __init__(
         self,
-        load: Callable[[], list[Export]],
+        load: Callable[[str], list[Export]],
         *,
         max_age: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
@@ -397,31 +405,53 @@ class ExportRegistry:
         self._clock = clock
         self._lock = threading.Lock()
         self._by_project: dict[str, list[Export]] = {}
-        self._loaded_at: float | None = None
+        self._loaded_at: dict[str, float] = {}
+        self._swept_at = clock()
 
     def exports_of(self, project_id: str) -> list[Export]:
-        return self._snapshot().get(project_id, [])
-
-    def _snapshot(self) -> dict[str, list[Export]]:
+        now = self._clock()
         with self._lock:
-            now = self._clock()
-            if self._loaded_at is None or now - self._loaded_at >= self._max_age:
-                by_project: dict[str, list[Export]] = defaultdict(list)
-                try:
-                    for export in self._load():
-                        by_project[export.project_id].append(export)
-                except Exception:
-                    if self._loaded_at is None:
-                        raise  # nothing to fall back on: the batch must wait for the table
-                    # The table did not answer: keep exporting by the last view, try again soon.
-                    log.warning("export table unreadable; using the previous view", exc_info=True)
-                    self._loaded_at = now - self._max_age + min(5.0, self._max_age)
-                    return self._by_project
-                self._by_project = dict(by_project)
-                self._loaded_at = now
-            return self._by_project
+            loaded_at = self._loaded_at.get(project_id)
+            if loaded_at is not None and now - loaded_at < self._max_age:
+                return self._by_project.get(project_id, [])
+        return self._refresh(project_id, now)
+
+    def _refresh(self, project_id: str, now: float) -> list[Export]:
+        """Ask the table (outside the lock: a slow answer for one project holds up no other)."""
+        try:
+            exports = self._load(project_id)
+        except Exception:
+            with self._lock:
+                if project_id not in self._loaded_at:
+                    raise  # nothing to fall back on: the batch must wait for the table
+                # The table did not answer: keep exporting by the last view, try again soon.
+                log.warning(
+                    "export table unreadable; using the previous view",
+                    exc_info=True,
+                    extra={"project_id": project_id},
+                )
+                self._loaded_at[project_id] = now - self._max_age + min(5.0, self._max_age)
+                return self._by_project.get(project_id, [])
+        with self._lock:
+            known = self._by_project.get(project_id)
+            if known is None or known != exports:
+                known = self._by_project[project_id] = exports
+            self._loaded_at[project_id] = now
+            self._sweep(now)
+            return known
+
+    def _sweep(self, now: float) -> None:
+        """Forget the answers no batch asked for within the period (once per period: cheap)."""
+        if now - self._swept_at < self._max_age:
+            return
+        self._swept_at = now
+        for project_id in list(self._by_project):
+            if now - self._loaded_at.get(project_id, -math.inf) >= self._max_age:
+                self._loaded_at.pop(project_id, None)
+                del self._by_project[project_id]
 
     def invalidate(self) -> None:
-        """Forget the snapshot: the next read loads the table (used after a local change)."""
+        """Forget when each answer was read: the next batch of each project asks again (used after a
+        local change)."""
         with self._lock:
-            self._loaded_at = None
+            self._loaded_at.clear()
