@@ -37,6 +37,7 @@ from shared.model import (
     LocationOption,
     ReplayPlacement,
 )
+from shared.outcomes import STORAGE_ERRORS
 from shared.secrets import KeyBox, SealError
 
 log = logging.getLogger("signals_export.exports")
@@ -75,12 +76,21 @@ class ExportRecord:
 
 
 class Exports:
-    """The exports table. Every method is one table request (a list: one per page)."""
+    """The exports table. Every method is one table request (a list: one per page), and each write is
+    followed by `changed(project, export)` (the health check's due index: shared.health.due)."""
 
-    def __init__(self, table: TableClient, keys: KeyBox, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        table: TableClient,
+        keys: KeyBox,
+        *,
+        clock: Callable[[], float] = time.time,
+        changed: Callable[[str, str], None] | None = None,
+    ) -> None:
         self._table = table
         self._keys = keys
         self._clock = clock
+        self._changed = changed
 
     # -- reads
 
@@ -148,6 +158,22 @@ class Exports:
                 )
         return exports, unreadable
 
+    def page(self, token: Any | None, size: int) -> tuple[builtins.list[Any], Any | None]:
+        """One page of the table's rows, from where `token` (an earlier page's) says; the rows and the
+        token of the next page (None after the last)."""
+        pages = self._table.list_entities(results_per_page=size).by_page(continuation_token=token)
+        entities = list(next(pages, []))
+        return entities, pages.continuation_token  # type: ignore[attr-defined]
+
+    def read_entity(self, entity: Any) -> Export:
+        """The export a row holds; ExportUnreadable when it cannot be read."""
+        return self._read(entity)
+
+    @property
+    def fingerprint(self) -> str:
+        """Which service keys seal the rows: it changes when KEY_ENCRYPTION_KEY does."""
+        return ",".join(self._keys.key_ids)
+
     def _read(self, entity: Any) -> Export:
         """`from_entity`, with any failure to read the row turned into ExportUnreadable (the boundary
         of one row: what went wrong is ours or the data's, never the customer's storage)."""
@@ -172,6 +198,7 @@ class Exports:
             result = self._table.create_entity(self._entity(export, created=now, updated=now))
         except ResourceExistsError:
             raise StaleExport(f"export {export.export_id} already exists") from None
+        self._notify(export.project_id, export.export_id)
         return ExportRecord(export, str(result["etag"]), now, now)
 
     def replace(self, export: Export, *, etag: str, created_at: datetime) -> ExportRecord:
@@ -190,6 +217,7 @@ class Exports:
             if error.status_code == 412:
                 raise StaleExport(f"export {export.export_id} changed since it was read") from None
             raise
+        self._notify(export.project_id, export.export_id)
         return ExportRecord(export, str(result["etag"]), created_at, now)
 
     def put(self, export: Export) -> ExportRecord:
@@ -218,6 +246,7 @@ class Exports:
             if error.status_code == 412:
                 raise StaleExport(f"export {export_id} changed since it was read") from None
             raise
+        self._notify(project_id, export_id)
 
     def set_status(self, project_id: str, export_id: str, status: ExportStatus, *, cause: str = "") -> None:
         """Change only the health status (merge), leaving the customer's settings and times alone."""
@@ -231,38 +260,58 @@ class Exports:
             },
             mode=UpdateMode.MERGE,
         )
+        self._notify(project_id, export_id)
+
+    def _notify(self, project_id: str, export_id: str) -> None:
+        """Tell the health check (after the write: it reads what was written). A failure to tell it
+        does not undo the change: it is logged, and the export is judged at its next activity."""
+        if self._changed is None:
+            return
+        try:
+            self._changed(project_id, export_id)
+        except STORAGE_ERRORS:
+            log.warning(
+                "export changed but not marked for the health check",
+                exc_info=True,
+                extra={"project_id": project_id, "export_id": export_id},
+            )
 
     def reseal(self) -> int:
         """Seal again, under the newest service key, every key sealed under an older one (after a
         rotation of KEY_ENCRYPTION_KEY). Only those entities are written, each conditional on the
-        version read; returns how many were resealed."""
-        resealed = 0
-        for entity in self._table.list_entities(
-            select=["PartitionKey", "RowKey", "sealed_key", "sealed_webhook_secret"]
-        ):
-            project_id, export_id = entity["PartitionKey"], entity["RowKey"]
-            context = _context(project_id, export_id)
-            changes: dict[str, Any] = {}
-            try:
-                for name, where in (("sealed_key", context), ("sealed_webhook_secret", context + "/webhook")):
-                    sealed = entity.get(name)
-                    if sealed and not self._keys.is_current(sealed):
-                        changes[name] = self._keys.seal(self._keys.open(sealed, where), where)
-            except SealError:
-                continue  # an unreadable row: reported on its own health (scan), never stops the others
-            if not changes:
-                continue
-            try:
-                self._table.update_entity(
-                    {"PartitionKey": project_id, "RowKey": export_id, **changes},
-                    mode=UpdateMode.MERGE,
-                    etag=entity.metadata["etag"],
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            except HttpResponseError:
-                continue  # changed meanwhile: written again under the newest key already, or next time
-            resealed += 1
-        return resealed
+        version read; returns how many were resealed. (The health check does it a page at a time.)"""
+        return sum(
+            self.reseal_entity(entity)
+            for entity in self._table.list_entities(
+                select=["PartitionKey", "RowKey", "sealed_key", "sealed_webhook_secret"]
+            )
+        )
+
+    def reseal_entity(self, entity: Any) -> bool:
+        """Reseal one row's keys if they are sealed under an older service key (conditional on the
+        version read); whether it was written."""
+        project_id, export_id = entity["PartitionKey"], entity["RowKey"]
+        context = _context(project_id, export_id)
+        changes: dict[str, Any] = {}
+        try:
+            for name, where in (("sealed_key", context), ("sealed_webhook_secret", context + "/webhook")):
+                sealed = entity.get(name)
+                if sealed and not self._keys.is_current(sealed):
+                    changes[name] = self._keys.seal(self._keys.open(sealed, where), where)
+        except SealError:
+            return False  # an unreadable row: reported on its own health, never stops the others
+        if not changes:
+            return False
+        try:
+            self._table.update_entity(
+                {"PartitionKey": project_id, "RowKey": export_id, **changes},
+                mode=UpdateMode.MERGE,
+                etag=entity.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except HttpResponseError:
+            return False  # changed meanwhile: written again under the newest key already, or next time
+        return True
 
     # -- the entity
 

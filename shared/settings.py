@@ -36,6 +36,8 @@ DEADLETTER_CONTAINER = "deadletter"
 BACKLOG_CONTAINER = "backlog"
 REPLAY_QUEUE = "export-replay"
 NOTIFY_QUEUE = "export-notify"
+DUE_TABLE = "exportdue"  # what the health check must judge (shared.health.due)
+HEALTH_QUEUE = "export-health"  # a health check's work shared out by range of projects
 
 
 class SettingsError(ValueError):
@@ -96,6 +98,7 @@ class AppSettings(BaseSettings):
     health_min_success_rate: Annotated[float, Field(ge=0, le=1)] = Field(0.5, alias="HEALTH_MIN_SUCCESS_RATE")
     backlog_retention_days: Positive = Field(7.0, alias="BACKLOG_RETENTION_DAYS")
     health_probe_seconds: Annotated[float, Field(ge=0)] = Field(60.0, alias="HEALTH_PROBE_SECONDS")
+    health_inline_seconds: Positive = Field(20.0, alias="HEALTH_INLINE_SECONDS")
     # Location enrichment: the operator's MaxMind DB, a file or `<container>/<blob>` in the service's
     # storage; at most one. Neither: exports cannot ask for locations.
     location_database_path: str = Field("", alias="LOCATION_DATABASE_PATH")
@@ -196,6 +199,7 @@ class Settings:
     location_database_path: str = ""
     location_database_blob: str = ""
     location_check_seconds: float = 300.0
+    health_inline_seconds: float = 20.0
 
     @property
     def location_configured(self) -> bool:
@@ -232,4 +236,5 @@ class Settings:
             location_database_path=app.location_database_path,
             location_database_blob=app.location_database_blob,
             location_check_seconds=app.location_check_seconds,
+            health_inline_seconds=app.health_inline_seconds,
         )

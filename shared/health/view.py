@@ -11,7 +11,7 @@ from azure.data.tables import TableClient
 
 from shared.exports import Exports, ExportUnreadable
 from shared.health.records import HealthRecord, HealthRecords, totals_of
-from shared.health.rules import CONFIGURATION_UNREADABLE, explanation, hints, success_rate
+from shared.health.rules import CONFIGURATION_UNREADABLE, Tick, explanation, hints, success_rate
 from shared.ledger import read_partitions_of
 from shared.model import ExportStatus
 from shared.replay import ReplayQueue
@@ -27,8 +27,10 @@ class HealthView:
         records: HealthRecords,
         ledger_table: TableClient,
         replays: ReplayQueue,
+        ticks: Callable[[HealthRecord], list[Tick]] = lambda record: record.ticks,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._ticks = ticks  # as of the last check (shared.health.check.HealthCheck.ticks_now)
         self._exports = exports
         self._records = records
         self._ledger_table = ledger_table
@@ -45,7 +47,7 @@ class HealthView:
             return _unreadable_view(project_id, export_id, unreadable, record)
         totals = totals_of(read_partitions_of(self._ledger_table, project_id, export_id))
         cause = record.cause if export.status is not ExportStatus.ACTIVE else ""
-        rate = success_rate(record.ticks)
+        rate = success_rate(self._ticks(record))
         backlogged = totals.backlogged
         replay = self._replays.progress(export)
         return {
