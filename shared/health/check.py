@@ -272,7 +272,7 @@ class HealthCheck:
             HealthItem(
                 round_.seq,
                 round_.started,
-                _range_key(low) if i else "",
+                _range_key(low),
                 _range_key(bounds[i + 1]) if i + 1 < len(bounds) else "~",
             )
             for i, low in enumerate(bounds)
@@ -363,7 +363,13 @@ class HealthCheck:
             if deadline is not None and self._clock() >= deadline:
                 return None
             part = CheckReport()
-            return self._judge_project(dues, round_, part), part
+            try:
+                return self._judge_project(dues, round_, part), part
+            except Exception:  # one project's trouble (its records' save) must not stop the others'
+                for entry in dues:
+                    self._reads.forget(entry.key)
+                log.exception("health check failed for a project", extra={"project_id": dues[0].key[0]})
+                return [], part  # left due: judged at the next check
 
         outcomes = self._workers.run([partial(judge, dues) for dues in projects])
         left: list[Due] = []
