@@ -14,18 +14,19 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from bench import coldstart, cpu, endtoend, memory, replay_drain, report, requests_per_batch
+from bench import coldstart, cpu, endtoend, memory, replay_drain, report, requests_per_batch, scale
 from bench.common import Scale
 from bench.stack import Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("cpu", "requests", "end_to_end", "replay", "cold_start", "memory")
+SECTIONS = ("cpu", "requests", "end_to_end", "replay", "cold_start", "memory", "scale")
 ON_STACK: dict[str, Callable[[Stack, Scale, Callable[[str], None]], dict[str, Any]]] = {
     "requests": requests_per_batch.measure,
     "end_to_end": endtoend.measure,
     "replay": replay_drain.measure,
     "cold_start": coldstart.measure,
     "memory": memory.measure,
+    "scale": scale.measure,
 }
 
 
@@ -100,8 +101,8 @@ def bench(
     def log(message: str) -> None:
         console.print(message, highlight=False, markup=False)
 
-    scale = Scale.small() if quick else Scale.full()
-    results = run(scale, sections, log)
+    chosen = Scale.small() if quick else Scale.full()
+    results = run(chosen, sections, log)
     console.export_text(clear=True)  # table.txt holds the tables, not the progress lines
     console.print()
     report.print_tables(results, console)

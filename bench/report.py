@@ -17,6 +17,7 @@ SECTION_TITLES = {
     "replay": "4. Replay",
     "cold_start": "5. Cold start",
     "memory": "6. Memory",
+    "scale": "7. Scale",
 }
 
 
@@ -68,7 +69,7 @@ def cpu_table(section: dict[str, Any]) -> Table:
 
 def figures_table(results: dict[str, Any]) -> Table:
     table = Table(
-        title="2-6. Storage, end to end, replay, cold start, memory (medians; ratio = pairwise, median)",
+        title="2-7. Storage, end to end, replay, cold start, memory, scale (medians; ratio pairwise, median)",
         box=box.SIMPLE_HEAD,
         title_justify="left",
     )
@@ -78,7 +79,7 @@ def figures_table(results: dict[str, Any]) -> Table:
     table.add_column("against", no_wrap=True)
     table.add_column("note", overflow="fold")
     figures = results["figures"]
-    for key in ("requests", "end_to_end", "replay", "cold_start", "memory"):
+    for key in ("requests", "end_to_end", "replay", "cold_start", "memory", "scale"):
         section = results["sections"].get(key)
         if not section:
             continue

@@ -16,7 +16,7 @@ from azure.data.tables import UpdateMode
 from devstack.adls_emulator import AdlsEmulator
 from devstack.azurite import Azurite
 from devstack.queue_runner import QueueRunner
-from shared.exports import Exports
+from shared.exports import Exports, StaleExport
 from shared.health.check import HealthItem
 from shared.health.due import STATE
 from shared.ledger import partition_key
@@ -346,3 +346,26 @@ def test_the_due_index_holds_only_what_is_pending(
         )
     )
     assert rows == []
+
+
+def test_exports_stored_at_once_are_stored_together_or_not_at_all(
+    service: Runtime, customer: Customer, traffic: Traffic
+) -> None:
+    """A bulk import (`Exports.create_all`, the benchmark's thousands) stores a project's exports in one
+    transaction, readable as the API stores them; when one of them exists, none of its transaction is
+    stored and the existing one is left as it was."""
+    store = Exports(service.exports_table, service.keys, clock=service.now)
+    destination = customer.adls(f"bulk{traffic.project[-8:]}", "")
+    exports = [Export(traffic.project, f"bulk{index}", destination) for index in range(3)]
+    store.create_all(exports)
+    stored = {export.export_id: export for export in service.exports.list(traffic.project)}
+    assert set(stored) == {"bulk0", "bulk1", "bulk2"}
+    assert all(
+        stored[e.export_id].destination == destination and stored[e.export_id].generation for e in exports
+    )
+    _, etag = service.exports.get(traffic.project, "bulk1")
+    again = [Export(traffic.project, "bulk3", destination), Export(traffic.project, "bulk1", destination)]
+    with pytest.raises(StaleExport):
+        store.create_all(again)
+    assert service.exports.find(traffic.project, "bulk3") is None
+    assert service.exports.get(traffic.project, "bulk1")[1] == etag
