@@ -1,7 +1,9 @@
 """Bindings only: every decision lives in `shared/`.
 
 - export_signals: Event Hub trigger; exports each batch to every matching export's destination.
-- check_health: timer; judges every export's health, postpones, probes, disables, expires backlog.
+- check_health: timer; judges the health of the exports that have something to judge, postpones,
+  probes, disables, expires backlog; shares out what it cannot do in its time.
+- check_health_range: queue trigger; judges one share of a health check (a range of projects).
 - replay_backlog: queue trigger; replays one backlog file of a resumed export.
 - notify_webhook: queue trigger; posts one state change to its export's webhook.
 - management_api: HTTP; the management API (FastAPI, shared/api), which authenticates requests itself.
@@ -17,9 +19,10 @@ import azure.functions as func
 from shared import telemetry
 from shared.api import create_api
 from shared.eventhub import batch_from_trigger
+from shared.health.check import HealthItem
 from shared.replay import WorkItem
 from shared.runtime import runtime
-from shared.settings import NOTIFY_QUEUE, REPLAY_QUEUE
+from shared.settings import HEALTH_QUEUE, NOTIFY_QUEUE, REPLAY_QUEUE
 
 telemetry.configure()  # Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set
 app = func.AsgiFunctionApp(
@@ -71,10 +74,32 @@ def export_signals(events: list[func.EventHubEvent]) -> None:
 @app.timer_trigger(arg_name="timer", schedule="%HEALTH_SCHEDULE%", run_on_startup=False)
 def check_health(timer: func.TimerRequest) -> None:
     report = runtime().health_check.run()
-    telemetry.record_health(report.records, now=runtime().clock())
+    telemetry.record_check(report, part="check", now=runtime().clock())
     log.info(
         "health checked",
-        extra={"exports": report.checked, "changes": len(report.changes), "lost": report.lost},
+        extra={
+            "seq": report.seq,
+            "exports": report.checked,
+            "changes": len(report.changes),
+            "lost": report.lost,
+            "items": report.items,
+            "skipped": report.skipped,
+            "seconds": round(report.seconds, 3),
+        },
+    )
+
+
+@app.function_name("check_health_range")
+@app.queue_trigger(arg_name="message", queue_name=HEALTH_QUEUE, connection="AzureWebJobsStorage")
+def check_health_range(message: func.QueueMessage) -> None:
+    # An exception leaves the item to the queue's retries, then the poison queue; judging is
+    # idempotent within a check (an export judged once per check), so a retry is safe.
+    item = HealthItem.from_message(message.get_body().decode())
+    report = runtime().health_check.run_item(item)
+    telemetry.record_check(report, part="item", now=runtime().clock())
+    log.info(
+        "health check range judged",
+        extra={"seq": item.seq, "exports": report.checked, "changes": len(report.changes)},
     )
 
 

@@ -14,12 +14,12 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from bench import coldstart, cpu, endtoend, location, memory, replay_drain, report, requests_per_batch
+from bench import coldstart, cpu, endtoend, location, memory, replay_drain, report, requests_per_batch, scale
 from bench.common import Scale
 from bench.stack import Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("cpu", "location", "requests", "end_to_end", "replay", "cold_start", "memory")
+SECTIONS = ("cpu", "location", "requests", "end_to_end", "replay", "cold_start", "memory", "scale")
 OFF_STACK: dict[str, Callable[[Scale, Callable[[str], None]], dict[str, Any]]] = {
     "cpu": cpu.measure,
     "location": location.measure,
@@ -30,6 +30,7 @@ ON_STACK: dict[str, Callable[[Stack, Scale, Callable[[str], None]], dict[str, An
     "replay": replay_drain.measure,
     "cold_start": coldstart.measure,
     "memory": memory.measure,
+    "scale": scale.measure,
 }
 
 
@@ -105,8 +106,8 @@ def bench(
     def log(message: str) -> None:
         console.print(message, highlight=False, markup=False)
 
-    scale = Scale.small() if quick else Scale.full()
-    results = run(scale, sections, log)
+    chosen = Scale.small() if quick else Scale.full()
+    results = run(chosen, sections, log)
     console.export_text(clear=True)  # table.txt holds the tables, not the progress lines
     console.print()
     report.print_tables(results, console)

@@ -43,6 +43,9 @@ class Scale:
     memory_signals: int = 1000
     memory_signal_bytes: int = 64 * 1024
     memory_repeats: int = 3
+    scale_sizes: tuple[int, ...] = (1_000, 10_000, 100_000)  # exports stored
+    scale_minutes: int = 4  # measured minutes, idle and active
+    scale_signals: int = 5  # signals a minute per active export
 
     @classmethod
     def full(cls) -> Scale:
@@ -67,6 +70,8 @@ class Scale:
             cold_repeats=1,
             memory_signals=100,
             memory_repeats=1,
+            scale_sizes=(1_000, 10_000),
+            scale_minutes=2,
         )
 
 

@@ -18,6 +18,7 @@ SECTION_TITLES = {
     "cold_start": "5. Cold start",
     "memory": "6. Memory",
     "location": "7. Location enrichment",
+    "scale": "8. Scale",
 }
 
 
@@ -90,12 +91,12 @@ def location_table(section: dict[str, Any]) -> Table:
     return table
 
 
-ON_STACK = ("requests", "end_to_end", "replay", "cold_start", "memory")  # figures_table's sections
+ON_STACK = ("requests", "end_to_end", "replay", "cold_start", "memory", "scale")  # figures_table's sections
 
 
 def figures_table(results: dict[str, Any]) -> Table:
     table = Table(
-        title="2-6. Storage, end to end, replay, cold start, memory (medians; ratio = pairwise, median)",
+        title="2-7. Storage, end to end, replay, cold start, memory, scale (medians; ratio pairwise, median)",
         box=box.SIMPLE_HEAD,
         title_justify="left",
     )

@@ -49,6 +49,7 @@ class Azurite:
     tls: Any = None  # a devstack.local_tls.LocalTls: serve HTTPS with its certificate
     oauth: bool = False  # take bearer tokens (--oauth basic); needs tls
     blob_only: bool = False  # only the Blob service (azurite-blob)
+    in_memory: bool = False  # keep nothing on disk (--inMemoryPersistence): no 5-second saves of every table
     _process: subprocess.Popen[bytes] | None = None
     _own_location: bool = False
 
@@ -77,7 +78,7 @@ class Azurite:
             "--skipApiVersionCheck",
             "--loose",
             "--disableProductStyleUrl",
-            "--location", str(self.location),
+            *(["--inMemoryPersistence"] if self.in_memory else ["--location", str(self.location)]),
             "--blobHost", "127.0.0.1", "--blobPort", str(self.blob_port),
         ]  # fmt: skip
         if not self.blob_only:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import builtins
 import logging
+import math
 import secrets
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import TableClient, TableTransactionError, TransactionOperation, UpdateMode
 
 from shared.model import (
     AdlsDestination,
@@ -41,6 +41,7 @@ from shared.model import (
     ReplayPlacement,
     SasToken,
 )
+from shared.outcomes import STORAGE_ERRORS
 from shared.sas import parse as parse_sas
 from shared.secrets import KeyBox, SealError
 
@@ -80,12 +81,21 @@ class ExportRecord:
 
 
 class Exports:
-    """The exports table. Every method is one table request (a list: one per page)."""
+    """The exports table. Every method is one table request (a list: one per page), and each write is
+    followed by `changed(project, export)` (the health check's due index: shared.health.due)."""
 
-    def __init__(self, table: TableClient, keys: KeyBox, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        table: TableClient,
+        keys: KeyBox,
+        *,
+        clock: Callable[[], float] = time.time,
+        changed: Callable[[str, str], None] | None = None,
+    ) -> None:
         self._table = table
         self._keys = keys
         self._clock = clock
+        self._changed = changed
 
     # -- reads
 
@@ -153,6 +163,22 @@ class Exports:
                 )
         return exports, unreadable
 
+    def page(self, token: Any | None, size: int) -> tuple[builtins.list[Any], Any | None]:
+        """One page of the table's rows, from where `token` (an earlier page's) says; the rows and the
+        token of the next page (None after the last)."""
+        pages = self._table.list_entities(results_per_page=size).by_page(continuation_token=token)
+        entities = list(next(pages, []))
+        return entities, pages.continuation_token  # type: ignore[attr-defined]
+
+    def read_entity(self, entity: Any) -> Export:
+        """The export a row holds; ExportUnreadable when it cannot be read."""
+        return self._read(entity)
+
+    @property
+    def fingerprint(self) -> str:
+        """Which service keys seal the rows: it changes when KEY_ENCRYPTION_KEY does."""
+        return ",".join(self._keys.key_ids)
+
     def _read(self, entity: Any) -> Export:
         """`from_entity`, with any failure to read the row turned into ExportUnreadable (the boundary
         of one row: what went wrong is ours or the data's, never the customer's storage)."""
@@ -177,7 +203,32 @@ class Exports:
             result = self._table.create_entity(self._entity(export, created=now, updated=now))
         except ResourceExistsError:
             raise StaleExport(f"export {export.export_id} already exists") from None
+        self._notify(export.project_id, export.export_id)
         return ExportRecord(export, str(result["etag"]), now, now)
+
+    def create_all(self, exports: Sequence[Export]) -> None:
+        """Store new exports at once (a bulk import, the benchmark's thousands): those of one project in
+        one entity-group transaction per 100. Raises StaleExport, storing none of its transaction's,
+        when one of them exists."""
+        now = self._now()
+        by_project: dict[str, builtins.list[Export]] = {}
+        for export in exports:
+            by_project.setdefault(export.project_id, []).append(
+                export if export.generation else _with_generation(export)
+            )
+        for group in by_project.values():
+            for start in range(0, len(group), _TRANSACTION):
+                chunk = group[start : start + _TRANSACTION]
+                operations: builtins.list[Any] = [
+                    (TransactionOperation.CREATE, self._entity(export, created=now, updated=now))
+                    for export in chunk
+                ]
+                try:
+                    self._table.submit_transaction(operations)
+                except TableTransactionError:
+                    raise StaleExport(f"an export of project {chunk[0].project_id} already exists") from None
+                for export in chunk:
+                    self._notify(export.project_id, export.export_id)
 
     def replace(self, export: Export, *, etag: str, created_at: datetime) -> ExportRecord:
         """Replace the version read with `etag` (StaleExport if it changed, ExportNotFound if it went)."""
@@ -195,6 +246,7 @@ class Exports:
             if error.status_code == 412:
                 raise StaleExport(f"export {export.export_id} changed since it was read") from None
             raise
+        self._notify(export.project_id, export.export_id)
         return ExportRecord(export, str(result["etag"]), created_at, now)
 
     def put(self, export: Export) -> ExportRecord:
@@ -223,6 +275,7 @@ class Exports:
             if error.status_code == 412:
                 raise StaleExport(f"export {export_id} changed since it was read") from None
             raise
+        self._notify(project_id, export_id)
 
     def set_status(self, project_id: str, export_id: str, status: ExportStatus, *, cause: str = "") -> None:
         """Change only the health status (merge), leaving the customer's settings and times alone."""
@@ -236,42 +289,59 @@ class Exports:
             },
             mode=UpdateMode.MERGE,
         )
+        self._notify(project_id, export_id)
+
+    def _notify(self, project_id: str, export_id: str) -> None:
+        """Tell the health check (after the write: it reads what was written). A failure to tell it
+        does not undo the change: it is logged, and the export is judged at its next activity."""
+        if self._changed is None:
+            return
+        try:
+            self._changed(project_id, export_id)
+        except STORAGE_ERRORS:
+            log.warning(
+                "export changed but not marked for the health check",
+                exc_info=True,
+                extra={"project_id": project_id, "export_id": export_id},
+            )
 
     def reseal(self) -> int:
         """Seal again, under the newest service key, every key sealed under an older one (after a
         rotation of KEY_ENCRYPTION_KEY). Only those entities are written, each conditional on the
-        version read; returns how many were resealed."""
-        resealed = 0
-        for entity in self._table.list_entities(
-            select=["PartitionKey", "RowKey", "auth", "sealed_key", "sealed_webhook_secret"]
-        ):
-            project_id, export_id = entity["PartitionKey"], entity["RowKey"]
-            context = _context(project_id, export_id)
-            key_context = _credential_context(context, entity.get("auth"))
-            changes: dict[str, Any] = {}
-            try:
-                for name, where in (
-                    ("sealed_key", key_context),
-                    ("sealed_webhook_secret", context + "/webhook"),
-                ):
-                    sealed = entity.get(name)
-                    if sealed and not self._keys.is_current(sealed):
-                        changes[name] = self._keys.seal(self._keys.open(sealed, where), where)
-            except SealError:
-                continue  # an unreadable row: reported on its own health (scan), never stops the others
-            if not changes:
-                continue
-            try:
-                self._table.update_entity(
-                    {"PartitionKey": project_id, "RowKey": export_id, **changes},
-                    mode=UpdateMode.MERGE,
-                    etag=entity.metadata["etag"],
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            except HttpResponseError:
-                continue  # changed meanwhile: written again under the newest key already, or next time
-            resealed += 1
-        return resealed
+        version read; returns how many were resealed. (The health check does it a page at a time.)"""
+        return sum(
+            self.reseal_entity(entity)
+            for entity in self._table.list_entities(
+                select=["PartitionKey", "RowKey", "auth", "sealed_key", "sealed_webhook_secret"]
+            )
+        )
+
+    def reseal_entity(self, entity: Any) -> bool:
+        """Reseal one row's keys if they are sealed under an older service key (conditional on the
+        version read); whether it was written."""
+        project_id, export_id = entity["PartitionKey"], entity["RowKey"]
+        context = _context(project_id, export_id)
+        key_context = _credential_context(context, entity.get("auth"))  # a SAS is bound to its method
+        changes: dict[str, Any] = {}
+        try:
+            for name, where in (("sealed_key", key_context), ("sealed_webhook_secret", context + "/webhook")):
+                sealed = entity.get(name)
+                if sealed and not self._keys.is_current(sealed):
+                    changes[name] = self._keys.seal(self._keys.open(sealed, where), where)
+        except SealError:
+            return False  # an unreadable row: reported on its own health, never stops the others
+        if not changes:
+            return False
+        try:
+            self._table.update_entity(
+                {"PartitionKey": project_id, "RowKey": export_id, **changes},
+                mode=UpdateMode.MERGE,
+                etag=entity.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except HttpResponseError:
+            return False  # changed meanwhile: written again under the newest key already, or next time
+        return True
 
     # -- the entity
 
@@ -391,6 +461,7 @@ def _with_generation(export: Export) -> Export:
 
 
 _PROPERTY_CHARS = 30_000  # a string property holds 32K UTF-16 characters at most
+_TRANSACTION = 100  # operations in one entity-group transaction
 
 
 def _signals_properties(signals: frozenset[str] | None) -> dict[str, Any]:
@@ -413,15 +484,23 @@ def _credential_context(context: str, method: str | None) -> str:
 
 
 class ExportRegistry:
-    """The exports by project, as the trigger needs them: read whole, at most once per `max_age`.
+    """The exports of each project, as the trigger needs them: looked up per project, on the first
+    batch that carries the project's signals, and kept for `max_age` seconds.
 
-    A change made through the store is in force in every instance within `max_age` seconds. Reading
-    the table on every batch would cost a request per batch for data that changes rarely.
+    A lookup is one partition query (PartitionKey = project), whatever the number of exports in the
+    table; a project without exports costs one query per period too, and is remembered as such. A change
+    made through the store is in force in every instance within `max_age` seconds, as each instance asks
+    again once its answer is that old. Reading on every batch would cost a request per batch for data
+    that changes rarely; reading the whole table would cost every instance a request per thousand
+    exports per period, whether or not its partitions carry those projects' signals.
+
+    An answer that did not change keeps its identity (the export path keeps plans while it does), and
+    answers older than `max_age` are dropped, so memory follows the projects seen recently.
     """
 
     def __init__(
         self,
-        load: Callable[[], list[Export]],
+        load: Callable[[str], list[Export]],
         *,
         max_age: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
@@ -431,31 +510,53 @@ class ExportRegistry:
         self._clock = clock
         self._lock = threading.Lock()
         self._by_project: dict[str, list[Export]] = {}
-        self._loaded_at: float | None = None
+        self._loaded_at: dict[str, float] = {}
+        self._swept_at = clock()
 
     def exports_of(self, project_id: str) -> list[Export]:
-        return self._snapshot().get(project_id, [])
-
-    def _snapshot(self) -> dict[str, list[Export]]:
+        now = self._clock()
         with self._lock:
-            now = self._clock()
-            if self._loaded_at is None or now - self._loaded_at >= self._max_age:
-                by_project: dict[str, list[Export]] = defaultdict(list)
-                try:
-                    for export in self._load():
-                        by_project[export.project_id].append(export)
-                except Exception:
-                    if self._loaded_at is None:
-                        raise  # nothing to fall back on: the batch must wait for the table
-                    # The table did not answer: keep exporting by the last view, try again soon.
-                    log.warning("export table unreadable; using the previous view", exc_info=True)
-                    self._loaded_at = now - self._max_age + min(5.0, self._max_age)
-                    return self._by_project
-                self._by_project = dict(by_project)
-                self._loaded_at = now
-            return self._by_project
+            loaded_at = self._loaded_at.get(project_id)
+            if loaded_at is not None and now - loaded_at < self._max_age:
+                return self._by_project.get(project_id, [])
+        return self._refresh(project_id, now)
+
+    def _refresh(self, project_id: str, now: float) -> list[Export]:
+        """Ask the table (outside the lock: a slow answer for one project holds up no other)."""
+        try:
+            exports = self._load(project_id)
+        except Exception:
+            with self._lock:
+                if project_id not in self._loaded_at:
+                    raise  # nothing to fall back on: the batch must wait for the table
+                # The table did not answer: keep exporting by the last view, try again soon.
+                log.warning(
+                    "export table unreadable; using the previous view",
+                    exc_info=True,
+                    extra={"project_id": project_id},
+                )
+                self._loaded_at[project_id] = now - self._max_age + min(5.0, self._max_age)
+                return self._by_project.get(project_id, [])
+        with self._lock:
+            known = self._by_project.get(project_id)
+            if known is None or known != exports:
+                known = self._by_project[project_id] = exports
+            self._loaded_at[project_id] = now
+            self._sweep(now)
+            return known
+
+    def _sweep(self, now: float) -> None:
+        """Forget the answers no batch asked for within the period (once per period: cheap)."""
+        if now - self._swept_at < self._max_age:
+            return
+        self._swept_at = now
+        for project_id in list(self._by_project):
+            if now - self._loaded_at.get(project_id, -math.inf) >= self._max_age:
+                self._loaded_at.pop(project_id, None)
+                del self._by_project[project_id]
 
     def invalidate(self) -> None:
-        """Forget the snapshot: the next read loads the table (used after a local change)."""
+        """Forget when each answer was read: the next batch of each project asks again (used after a
+        local change)."""
         with self._lock:
-            self._loaded_at = None
+            self._loaded_at.clear()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from azure.storage.queue import QueueClient
@@ -29,6 +30,7 @@ from shared.destinations import AppendBlobSink, DestinationClients
 from shared.exports import ExportRegistry, Exports
 from shared.fanout import Fanout
 from shared.health.check import HealthCheck
+from shared.health.due import DueIndex, MarkedLedger
 from shared.health.records import HealthRecords
 from shared.health.view import HealthView
 from shared.identity import EntraCredentials
@@ -91,6 +93,10 @@ class Runtime:
         return self.storage.table(names.HEALTH_TABLE)
 
     @cached_property
+    def due_table(self) -> TableClient:
+        return self.storage.table(names.DUE_TABLE)
+
+    @cached_property
     def backlog_container(self) -> ContainerClient:
         return self.storage.container(names.BACKLOG_CONTAINER)
 
@@ -108,6 +114,11 @@ class Runtime:
         return self.storage.queue(f"{names.REPLAY_QUEUE}-poison")
 
     @cached_property
+    def health_queue(self) -> QueueClient:
+        """A health check's work items (queue function `check_health_range`)."""
+        return self.storage.queue(names.HEALTH_QUEUE)
+
+    @cached_property
     def notify_queue(self) -> QueueClient:
         """Webhook notifications the health check leaves for the queue function `notify_webhook`."""
         return self.storage.queue(names.NOTIFY_QUEUE)
@@ -115,9 +126,9 @@ class Runtime:
     def provision(self) -> None:
         """Create the service's own tables, containers and queues if missing (local runs and tests)."""
         self.storage.provision(
-            tables=(names.EXPORTS_TABLE, names.LEDGER_TABLE, names.HEALTH_TABLE),
+            tables=(names.EXPORTS_TABLE, names.LEDGER_TABLE, names.HEALTH_TABLE, names.DUE_TABLE),
             containers=(names.BACKLOG_CONTAINER, names.DEADLETTER_CONTAINER),
-            queues=(names.REPLAY_QUEUE, names.NOTIFY_QUEUE),
+            queues=(names.REPLAY_QUEUE, names.NOTIFY_QUEUE, names.HEALTH_QUEUE),
         )
 
     # -- exports and destinations
@@ -132,7 +143,12 @@ class Runtime:
 
     @cached_property
     def exports(self) -> Exports:
-        return Exports(self.exports_table, self.keys, clock=self.now)
+        return Exports(self.exports_table, self.keys, clock=self.now, changed=self.due.changed)
+
+    @cached_property
+    def due(self) -> DueIndex:
+        """What the health check must judge: marked by the export path and by changes to exports."""
+        return DueIndex(self.due_table, clock=self.now)
 
     @cached_property
     def registry(self) -> ExportRegistry:
@@ -168,7 +184,7 @@ class Runtime:
             ledger = self._ledgers.get(partition)
             if ledger is None:
                 key = partition_key(self.settings.eventhub_name, partition)
-                ledger = self._ledgers[partition] = PartitionLedger(self.ledger_table, key)
+                ledger = self._ledgers[partition] = MarkedLedger(self.ledger_table, key, due=self.due)
             return ledger
 
     @cached_property
@@ -245,9 +261,20 @@ class Runtime:
             notifier=self.notifier,
             policy=self.settings.health,
             replays=self.replays,
+            due=self.due,
+            items=self.health_queue,
+            inline_seconds=self.settings.health_inline_seconds,
+            poisoned=self._poisoned,
             clock=self.now,
             access=self.settings.identity.access,
         )
+
+    def _poisoned(self) -> int:
+        """Replay items in the poison queue (none while the host has not created it)."""
+        try:
+            return int(self.poison_queue.get_queue_properties().approximate_message_count or 0)
+        except ResourceNotFoundError:
+            return 0
 
     @cached_property
     def health_view(self) -> HealthView:
@@ -256,6 +283,7 @@ class Runtime:
             records=self.health_records,
             ledger_table=self.ledger_table,
             replays=self.replays,
+            ticks=self.health_check.ticks_now,
             clock=self.now,
             access=self.settings.identity.access,
             warn_ahead=self.settings.health.credential_warning,

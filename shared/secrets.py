@@ -68,6 +68,11 @@ class KeyBox:
         except (InvalidTag, ValueError):  # tampered, another context, a short payload, not UTF-8
             raise SealError("sealed key does not open under the configured service key") from None
 
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """The service keys' ids, newest first (a hash: nothing of the keys themselves)."""
+        return tuple(self._ids)
+
     def is_current(self, sealed: str) -> bool:
         """Whether a sealed key is under the newest service key (else: reseal on next write)."""
         return sealed.split(".", 2)[1:2] == [self._ids[0]]

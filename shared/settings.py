@@ -37,6 +37,8 @@ DEADLETTER_CONTAINER = "deadletter"
 BACKLOG_CONTAINER = "backlog"
 REPLAY_QUEUE = "export-replay"
 NOTIFY_QUEUE = "export-notify"
+DUE_TABLE = "exportdue"  # what the health check must judge (shared.health.due)
+HEALTH_QUEUE = "export-health"  # a health check's work shared out by range of projects
 
 
 class SettingsError(ValueError):
@@ -125,6 +127,7 @@ class AppSettings(BaseSettings):
     authority_host: Annotated[str, AfterValidator(_authority)] = Field(
         PUBLIC_AUTHORITY, alias="AZURE_AUTHORITY_HOST"
     )
+    health_inline_seconds: Positive = Field(20.0, alias="HEALTH_INLINE_SECONDS")
     # Location enrichment: the operator's MaxMind DB, a file or `<container>/<blob>` in the service's
     # storage; at most one. Neither: exports cannot ask for locations.
     location_database_path: str = Field("", alias="LOCATION_DATABASE_PATH")
@@ -247,6 +250,7 @@ class Settings:
     location_database_blob: str = ""
     location_check_seconds: float = 300.0
     identity: ServiceIdentity = field(default_factory=ServiceIdentity)
+    health_inline_seconds: float = 20.0
 
     @property
     def location_configured(self) -> bool:
@@ -284,4 +288,5 @@ class Settings:
             location_database_blob=app.location_database_blob,
             location_check_seconds=app.location_check_seconds,
             identity=app.identity(),
+            health_inline_seconds=app.health_inline_seconds,
         )

@@ -22,6 +22,11 @@ table AppMetrics, dimensions in `Properties`); change both together.
 | `backlog_signals` | histogram | project_id, export_id | signals waiting in the backlog, per check |
 | `backlog_bytes` | histogram | project_id, export_id | bytes waiting in the backlog, per check |
 | `backlog_oldest_age_seconds` | histogram | project_id, export_id | oldest backlog file's age, per check |
+| `export_state_changes` | counter | from, to, cause | state changes the health check made |
+| `health_check_seconds` | histogram | part | a check's start to its part's end (`check`, `item`) |
+| `health_check_load` | histogram | part | that over the check's period (above 1: it overran) |
+| `health_check_exports` | counter | part | exports judged |
+| `replay_poison_messages` | histogram | | replay work items in the poison queue, per check |
 
 The backlog values are gauges in meaning (the queries read `max(Max)`), recorded as histograms: a
 histogram is exported as a delta (only what this health check measured, with its Max), where a
@@ -43,6 +48,7 @@ from opentelemetry import metrics
 from shared.settings import AppSettings, SettingsError
 
 if TYPE_CHECKING:
+    from shared.health.check import CheckReport
     from shared.health.records import HealthRecord
     from shared.pipeline import BatchReport
 
@@ -172,6 +178,11 @@ class _Instruments:
     backlog_signals: metrics.Histogram
     backlog_bytes: metrics.Histogram
     backlog_oldest_age: metrics.Histogram
+    state_changes: metrics.Counter
+    check_seconds: metrics.Histogram
+    check_load: metrics.Histogram
+    check_exports: metrics.Counter
+    poison: metrics.Histogram
 
     @classmethod
     def of(cls, meter: metrics.Meter) -> _Instruments:
@@ -215,6 +226,21 @@ class _Instruments:
             ),
             backlog_oldest_age=meter.create_histogram(
                 "backlog_oldest_age_seconds", unit="s", description="Age of the oldest backlog file"
+            ),
+            state_changes=meter.create_counter(
+                "export_state_changes", unit="{change}", description="State changes the health check made"
+            ),
+            check_seconds=meter.create_histogram(
+                "health_check_seconds", unit="s", description="From a health check's start to its part's end"
+            ),
+            check_load=meter.create_histogram(
+                "health_check_load", unit="1", description="Health check duration over its period"
+            ),
+            check_exports=meter.create_counter(
+                "health_check_exports", unit="{export}", description="Exports the health check judged"
+            ),
+            poison=meter.create_histogram(
+                "replay_poison_messages", unit="{message}", description="Replay items in the poison queue"
             ),
         )
 
@@ -303,6 +329,23 @@ def record_health(records: Iterable[HealthRecord], *, now: float) -> None:
         instruments.backlog_bytes.record(record.backlog_bytes, attributes)
         age = max(0.0, now - record.backlog_oldest) if record.backlog_oldest else 0.0
         instruments.backlog_oldest_age.record(age, attributes)
+
+
+def record_check(report: CheckReport, *, part: str, now: float) -> None:
+    """What one health check (`part` "check": the timer's) or one of its work items ("item") did: its
+    time from the check's start, that time over the check's period (above 1: the check overran), the
+    exports it judged and their backlogs, its state changes, and the poison queue's length."""
+    instruments = _get()
+    attributes = {"part": part}
+    instruments.check_seconds.record(report.seconds, attributes)
+    if report.period:
+        instruments.check_load.record(report.seconds / report.period, attributes)
+    _add(instruments.check_exports, report.checked, attributes)
+    for _, before, after, cause in report.changes:
+        _add(instruments.state_changes, 1, {"from": before, "to": after, "cause": cause or "none"})
+    if report.poisoned is not None:
+        instruments.poison.record(report.poisoned)
+    record_health(report.records, now=now)
 
 
 def _add(counter: metrics.Counter, value: int, attributes: Mapping[str, str]) -> None:

@@ -137,6 +137,39 @@ param locationDatabaseBlob string = ''
 @description('Log Analytics retention, in days: 30 to 730 on the PerGB2018 tier.')
 param logRetentionInDays int = 30
 
+// Alerts (app/alerts.bicep; infra/README.md, Alerts)
+
+@description('Where alerts are mailed (an action group); empty: shown in the portal only.')
+param alertEmail string = ''
+
+@description('Replay work items in the poison queue above which to alert.')
+@minValue(0)
+param poisonMessagesThreshold int = 0
+
+@description('Dead-lettered events (not signals) in an hour above which to alert.')
+@minValue(0)
+param deadLettersPerHourThreshold int = 100
+
+@description('Exports postponed in 15 minutes above which to alert.')
+@minValue(0)
+param postponedExportsThreshold int = 0
+
+@description('Age in hours of the oldest backlog above which to alert (backlogs expire after BACKLOG_RETENTION_DAYS).')
+@minValue(1)
+param backlogAgeHoursThreshold int = 24
+
+@description('Batch latency p99 in seconds (enqueued to written) above which to alert.')
+@minValue(1)
+param batchLatencyP99SecondsThreshold int = 300
+
+@description('Health check duration over its period, in percent, above which to alert.')
+@minValue(1)
+param healthCheckLoadPercentThreshold int = 100
+
+@description('Failed invocations of export_signals in 15 minutes above which to alert.')
+@minValue(0)
+param exportFailuresThreshold int = 5
+
 // ---------------------------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------------------------
@@ -290,6 +323,24 @@ module workbook 'workbook.bicep' = {
     workspaceName: logAnalytics.outputs.name
     workspaceResourceId: logAnalytics.outputs.resourceId
     workbookSeed: resourceToken
+  }
+}
+
+module alerts 'alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    location: location
+    tags: tags
+    workspaceResourceId: logAnalytics.outputs.resourceId
+    namePrefix: 'alert-signals-${resourceToken}'
+    alertEmail: alertEmail
+    poisonMessagesThreshold: poisonMessagesThreshold
+    deadLettersPerHourThreshold: deadLettersPerHourThreshold
+    postponedExportsThreshold: postponedExportsThreshold
+    backlogAgeHoursThreshold: backlogAgeHoursThreshold
+    batchLatencyP99SecondsThreshold: batchLatencyP99SecondsThreshold
+    healthCheckLoadPercentThreshold: healthCheckLoadPercentThreshold
+    exportFailuresThreshold: exportFailuresThreshold
   }
 }
 

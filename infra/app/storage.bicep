@@ -1,8 +1,9 @@
 // The service's own storage account: Functions host storage (AzureWebJobsStorage: leases, Event Hubs
 // checkpoints, timers), the deployment package container, and the pipeline's state:
-//   tables      exports (export definitions), exportledger (delivery ledger), exporthealth (health)
+//   tables      exports (export definitions), exportledger (delivery ledger), exporthealth (health),
+//               exportdue (what the health check has to judge)
 //   queue       export-replay (backlog replays) and export-replay-poison (the runtime's poison queue),
-//               export-notify (webhook notifications)
+//               export-notify (webhook notifications), export-health (health check work items)
 //   containers  backlog (undelivered signals, append blobs), deadletter (unparseable signals)
 // Access is by Microsoft Entra ID only: shared keys (and so SAS and connection strings) are disabled.
 
@@ -152,6 +153,11 @@ resource notifyQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@202
   name: 'export-notify'
 }
 
+resource healthQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: 'export-health'
+}
+
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
   parent: account
   name: 'default'
@@ -170,6 +176,11 @@ resource ledgerTable 'Microsoft.Storage/storageAccounts/tableServices/tables@202
 resource healthTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
   parent: tableService
   name: 'exporthealth'
+}
+
+resource dueTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+  parent: tableService
+  name: 'exportdue'
 }
 
 // Backstop for the backlog retention that the code enforces (BACKLOG_RETENTION_DAYS): whatever the code

@@ -14,6 +14,7 @@ from shared.health.records import HealthRecord, HealthRecords, totals_of
 from shared.health.rules import (
     CONFIGURATION_UNREADABLE,
     Access,
+    Tick,
     credential_warning,
     explanation,
     hints,
@@ -34,10 +35,12 @@ class HealthView:
         records: HealthRecords,
         ledger_table: TableClient,
         replays: ReplayQueue,
+        ticks: Callable[[HealthRecord], list[Tick]] = lambda record: record.ticks,
         clock: Callable[[], float] = time.time,
         access: Callable[[Destination], Access | None] = lambda destination: None,
         warn_ahead: timedelta = timedelta(days=7),
     ) -> None:
+        self._ticks = ticks  # as of the last check (shared.health.check.HealthCheck.ticks_now)
         self._exports = exports
         self._records = records
         self._ledger_table = ledger_table
@@ -56,7 +59,7 @@ class HealthView:
             return _unreadable_view(project_id, export_id, unreadable, record)
         totals = totals_of(read_partitions_of(self._ledger_table, project_id, export_id))
         cause = record.cause if export.status is not ExportStatus.ACTIVE else ""
-        rate = success_rate(record.ticks)
+        rate = success_rate(self._ticks(record))
         backlogged = totals.backlogged
         replay = self._replays.progress(export)
         access = self._access(export.destination)

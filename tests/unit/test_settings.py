@@ -278,6 +278,7 @@ def test_missing_settings_take_the_documented_defaults() -> None:
         "HEALTH_MIN_SUCCESS_RATE": health.min_success_rate,
         "BACKLOG_RETENTION_DAYS": health.retention / timedelta(days=1),
         "HEALTH_PROBE_SECONDS": health.probe_every.total_seconds(),
+        "HEALTH_INLINE_SECONDS": settings.health_inline_seconds,
         "LOCATION_DATABASE_CHECK_SECONDS": settings.location_check_seconds,
     }
     documented = readme_settings()
