@@ -554,6 +554,14 @@ def read_partitions_of(table: Any, project_id: str, export_id: str) -> list[Ledg
     return [from_entity(entity) for entity in _entities_of(table, project_id, export_id)]
 
 
+def counters_of(table: Any, project_id: str, export_id: str) -> dict[str, Counters]:
+    """One export's running counters by ledger partition (the same scan as `read_partitions_of`)."""
+    return {
+        str(entity["PartitionKey"]): from_entity(entity).counters
+        for entity in _entities_of(table, project_id, export_id)
+    }
+
+
 def forget(table: Any, project_id: str, export_id: str) -> None:
     """Delete one export's entries in every partition (the export was deleted)."""
     row = row_key(project_id, export_id)

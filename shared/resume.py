@@ -7,9 +7,10 @@ Shared by the management API (the customer's resume, or a changed destination) a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from shared.counters import Counters
 from shared.destinations import DestinationClients
 from shared.exports import Exports
 from shared.health.records import HealthRecords
@@ -47,8 +48,10 @@ class Resumer:
         changed: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         access: Callable[[Destination], Access | None] = lambda destination: None,
+        counters: Callable[[str, str], Mapping[str, Counters]] | None = None,
     ) -> None:
         self._exports = exports
+        self._counters = counters  # an export's counters by ledger partition (shared.ledger.counters_of)
         self._destinations = destinations
         self._replays = replays
         self._records = records
@@ -69,7 +72,8 @@ class Resumer:
         if export.status is not ExportStatus.ACTIVE:
             self._exports.set_status(export.project_id, export.export_id, ExportStatus.ACTIVE, cause="")
             self._changed()
-            self._records.note_resume(export, by=by, now=self._clock())
+            parts = self._counters(*export.key) if self._counters is not None else None
+            self._records.note_resume(export, by=by, now=self._clock(), parts=parts)
         return ResumeResult(self._replays.enqueue(export))
 
     def _check(self, export: Export) -> WriteFailure | None:

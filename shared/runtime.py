@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -34,7 +34,7 @@ from shared.health.due import DueIndex, MarkedLedger
 from shared.health.records import HealthRecords
 from shared.health.view import HealthView
 from shared.identity import EntraCredentials
-from shared.ledger import PartitionLedger, partition_key
+from shared.ledger import PartitionLedger, counters_of, partition_key
 from shared.location import Locator
 from shared.notify import Notifier, Webhooks
 from shared.pipeline import Exporter
@@ -240,6 +240,7 @@ class Runtime:
             changed=self.registry.invalidate,
             clock=self.now,
             access=self.settings.identity.access,
+            counters=partial(counters_of, self.ledger_table),
         )
 
     @cached_property

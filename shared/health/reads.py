@@ -23,7 +23,7 @@ from shared.counters import Counters
 from shared.exports import Exports, ExportUnreadable
 from shared.health.due import Due
 from shared.health.records import HealthRecord, HealthRecords
-from shared.ledger import ExportKey, from_entity
+from shared.ledger import ExportKey, counters_of, from_entity
 from shared.ledger import row_key as ledger_row
 from shared.model import Export
 
@@ -104,8 +104,7 @@ class Reads:
     def every_partition(self, key: ExportKey) -> dict[str, Counters]:
         """The export's counters in every ledger partition: a query on the RowKey, which scans the
         table; only for a record of an earlier version, once."""
-        entities = self._ledger_table.query_entities("RowKey eq @r", parameters={"r": ledger_row(*key)})
-        return {str(entity["PartitionKey"]): from_entity(entity).counters for entity in entities}
+        return counters_of(self._ledger_table, *key)
 
     def _ledger(
         self, partition: str, project_id: str, keys: Sequence[ExportKey]

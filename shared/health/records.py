@@ -260,10 +260,16 @@ class HealthRecords:
         except ResourceNotFoundError:
             pass
 
-    def note_resume(self, export: Export, *, by: str, now: float) -> None:
+    def note_resume(
+        self, export: Export, *, by: str, now: float, parts: Mapping[str, Counters] | None = None
+    ) -> None:
         """Note a resume that did not come from the health check (the customer's), so the record's
-        state, window and history agree with the export's."""
+        state, window and history agree with the export's. `parts`: the export's counters by ledger
+        partition now, the next tick's baseline: writes that failed before the resume (an instance
+        whose cache still said active) are not held against the resumed export."""
         record = self.get(export.project_id, export.export_id)
+        if parts is not None:
+            record.parts, record.totals = dict(parts), totals_of(parts.values())
         change = {
             "at": datetime.fromtimestamp(now, UTC).isoformat(),
             "from": export.status.value,

@@ -117,6 +117,34 @@ def test_a_regenerated_adls_key_postpones_the_export_and_keeps_every_signal(
     assert REGENERATED_KEY not in json.dumps(view) and LAKE_CUSTOMER_KEY not in json.dumps(view)
 
 
+def test_failures_before_a_resume_do_not_postpone_the_export_again(
+    service: Runtime,
+    customer: Customer,
+    create_export: Callable[..., Export],
+    traffic: Traffic,
+    lake: AdlsEmulator,
+) -> None:
+    """Writes that failed after the check postponed the export (an instance whose cache still said
+    active) are not held against it once the customer fixes the key and resumes: the next check keeps
+    it active (it postponed it again, and the customer had to resume twice)."""
+    fs = f"fs{traffic.project[-8:]}"
+    export = create_export(traffic.project, "lake", customer.adls(fs, "out"))
+    traffic.send(5)
+    run_health_check()
+    with regenerated_key(lake):
+        traffic.send(5)
+        run_health_check()
+        assert status(service, export) is ExportStatus.POSTPONED
+        late = traffic.send(5)  # this instance has not seen the postponement yet: its writes fail
+    service.resumer.resume(export)
+    after_cache(service)
+    run_health_check()
+    view = service.health_view.of(export.project_id, export.export_id)
+    assert status(service, export) is ExportStatus.ACTIVE, view["history"][-1]
+    assert view["history"][-1]["reason"] == "Resumed by the customer."
+    assert late and view["counters"]["failedWrites"] > 0  # the late failures happened, and are counted
+
+
 def test_a_regenerated_blob_key_postpones_the_export(
     service: Runtime,
     customer: Customer,
