@@ -606,6 +606,7 @@ class HealthCheck:
         record.ticks, record.tick_seq, record.ticked_at = ticks, round_.seq, round_.started
         record.ticking, record.parts, record.totals = export.enabled, parts, totals
         record.last_error = totals.last_error or record.last_error
+        record.count_exported(round_.started, tick.exported)
         return tick
 
     def _schedule(

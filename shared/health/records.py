@@ -26,6 +26,7 @@ from shared.ledger import ExportKey, LedgerEntry
 from shared.model import Export, ExportStatus
 
 HISTORY_LENGTH = 50
+HOUR = 3600.0
 _TRANSACTION = 100  # operations in one entity-group transaction
 
 
@@ -63,6 +64,9 @@ class HealthRecord:
     pending: dict[str, Any] | None = None  # a state change saved but not yet carried out (see HealthCheck)
     due_at: float = 0.0  # the deadline the check scheduled in the due index (end of retention)
     credential_due_at: float = 0.0  # the SAS deadline (warning, expiry) it scheduled there
+    # Signals exported, by the check that counted them (its start, the count), over the last hour: the
+    # pane's "exported in the last hour". An idle export's entries age out when read (`exported_since`).
+    hourly: list[tuple[float, int]] = field(default_factory=list)
 
     def to_entity(self) -> dict[str, Any]:
         return {
@@ -91,6 +95,7 @@ class HealthRecord:
             "pending": orjson.dumps(self.pending).decode() if self.pending else "",
             "due_at": self.due_at,
             "credential_due_at": self.credential_due_at,
+            "hourly": orjson.dumps(self.hourly).decode() if self.hourly else "",
         }
 
     def ticks_at(self, seq: int, recent: Sequence[tuple[int, float]], window: int) -> list[Tick]:
@@ -137,7 +142,17 @@ class HealthRecord:
             pending=orjson.loads(entity["pending"]) if entity.get("pending") else None,
             due_at=float(entity.get("due_at", 0.0)),
             credential_due_at=float(entity.get("credential_due_at", 0.0)),
+            hourly=[(float(at), int(count)) for at, count in orjson.loads(entity.get("hourly") or "[]")],
         )
+
+    def count_exported(self, at: float, exported: int) -> None:
+        """Note a check's exported signals, forgetting what is over an hour old."""
+        kept = [(when, count) for when, count in self.hourly if when > at - HOUR]
+        self.hourly = [*kept, (at, exported)] if exported else kept
+
+    def exported_since(self, since: float) -> int:
+        """Signals the checks from `since` on counted as exported."""
+        return sum(count for when, count in self.hourly if when >= since)
 
 
 def _parts(entity: Mapping[str, Any]) -> dict[str, Counters] | None:

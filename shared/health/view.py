@@ -10,7 +10,7 @@ from typing import Any
 from azure.data.tables import TableClient
 
 from shared.exports import Exports, ExportUnreadable
-from shared.health.records import HealthRecord, HealthRecords, totals_of
+from shared.health.records import HOUR, HealthRecord, HealthRecords, totals_of
 from shared.health.rules import (
     CONFIGURATION_UNREADABLE,
     Access,
@@ -77,6 +77,7 @@ class HealthView:
             "counters": {
                 "exported": totals.exported,
                 "exportedBytes": totals.exported_bytes,
+                "exportedLastHour": record.exported_since(now - HOUR),  # as the checks counted them
                 "backlogged": backlogged,
                 "dropped": totals.dropped,
                 "lost": record.lost,

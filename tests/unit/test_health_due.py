@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from shared import messages
 from shared.health.check import HealthItem, Round
 from shared.health.due import CLOSE_SECONDS, MINUTE, WATCH, DueIndex, DueRow, due_partition, row_key
-from shared.health.records import HealthRecord
+from shared.health.records import HOUR, HealthRecord
 from shared.health.rules import Tick
 
 IDS = st.text(string.ascii_letters + string.digits + "_.-", min_size=1, max_size=63).filter(
@@ -168,3 +168,20 @@ def test_a_resume_clears_the_ticks_and_later_checks_count_from_it() -> None:
     record = HealthRecord("p", "e", ticks=[], tick_seq=0, ticked_at=1_000.0, ticking=True)
     recent = ((7, 990.0), (8, 1_050.0), (9, 1_110.0))
     assert record.ticks_at(10, recent, 5) == [Tick(), Tick()]
+
+
+def test_signals_exported_in_the_last_hour_are_those_of_the_checks_of_the_last_hour() -> None:
+    """The pane's "exported in the last hour": each check's count is kept for an hour, an hour-old one
+    no longer counts (read at any time, as for an idle export nobody judged since), and the counts
+    survive the record's round trip through its entity."""
+    record = HealthRecord("p", "e")
+    start = 1_000_000.0
+    for minute, exported in enumerate([5, 0, 7, 11]):
+        record.count_exported(start + 60 * minute, exported)
+    assert record.exported_since(start + 180 - HOUR) == 23
+    assert record.exported_since(start + 60 + 1) == 18
+    record.count_exported(start + HOUR + 30, 2)  # the first count is now over an hour old: forgotten
+    assert record.hourly[0] == (start + 120, 7)
+    again = HealthRecord.from_entity({"PartitionKey": "p", "RowKey": "e", **record.to_entity()})
+    assert again.hourly == record.hourly
+    assert again.exported_since(start + 2 * HOUR + 60) == 0  # nothing counted in the hour before

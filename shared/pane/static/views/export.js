@@ -159,6 +159,7 @@ export async function exportPage(ctx, project, exportId) {
     fill(
       countersBox,
       definitionList([
+        ["Signals exported in the last hour", count(c.exportedLastHour ?? 0)],
         ["Signals exported", count(c.exported)],
         ["Bytes exported", bytes(c.exportedBytes)],
         ["Signals sent to the backlog", count(c.backlogged)],

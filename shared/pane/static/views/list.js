@@ -1,5 +1,5 @@
 // A project's exports at a glance: name, destination, state (with the cause when postponed), signals
-// exported, backlog. Refreshes by itself; tells screen readers when an export's state changes.
+// exported in the last hour, backlog. Refreshes by itself; tells screen readers when an export's state changes.
 
 import { api } from "../api.js";
 import { session } from "../auth.js";
@@ -87,7 +87,7 @@ function empty(project, grants) {
 }
 
 function table(project, items, health, states) {
-  const headings = ["Name", "Destination", "State", "Signals exported", "Backlog"];
+  const headings = ["Name", "Destination", "State", "Exported in the last hour", "Backlog"];
   return h(
     "table",
     { class: "exports", role: "table" }, // explicit roles: phones show the rows as cards (CSS display)
@@ -110,7 +110,7 @@ function table(project, items, health, states) {
             h("span", { class: `badge ${state.key}` }, state.label),
             state.detail && state.key !== "active" ? h("span", { class: "detail" }, state.detail) : null,
           ),
-          h("td", { "data-label": headings[3], class: "number", role: "cell" }, view ? count(view.counters.exported) : "–"),
+          h("td", { "data-label": headings[3], class: "number", role: "cell" }, view ? count(view.counters.exportedLastHour ?? 0) : "–"),
           h("td", { "data-label": headings[4], role: "cell" }, view ? backlogText(view.backlog) : "–"),
         );
       }),
