@@ -444,7 +444,8 @@ class Held:
     done: set[int]  # replayed by an earlier pass
     pending: dict[int, bytes]  # not replayed yet
     ends: dict[str, int]  # per backlog blob: the length of its complete lines
-    starts: list[tuple[int, int]]  # per backlog blob: (position held at, offset replayed from)
+    # per backlog blob: (position held at, offset replayed from, sequence of its first signal from there)
+    starts: list[tuple[int, int, int]]
 
     def to_replay(self, landed: set[int]) -> list[Line]:
         """The signals this pass writes, in sequence order: pending, not landed, not replayed."""
@@ -466,7 +467,7 @@ def read_held(blobs: Iterable[tuple[str, int, bytes, Mapping[str, str]]]) -> Hel
         complete = raw[: raw.rfind(b"\n") + 1]
         start = int(metadata.get(REPLAYED, 0))
         held.ends[name] = len(complete)
-        held.starts.append((position, start))
+        first = -1
         offset = 0
         for sequence, data in _lines(complete):
             held.signals.setdefault(sequence, data)
@@ -474,7 +475,9 @@ def read_held(blobs: Iterable[tuple[str, int, bytes, Mapping[str, str]]]) -> Hel
                 held.done.add(sequence)
             else:
                 held.pending.setdefault(sequence, data)
+                first = sequence if first < 0 else first
             offset += len(sequence_line(sequence, data))
+        held.starts.append((position, start, first))
     return held
 
 
@@ -485,9 +488,12 @@ def _covers(metadata: Mapping[str, str], default: dict[str, int]) -> dict[str, i
     return {str(name): int(end) for name, end in orjson.loads(base64.b64decode(raw)).items()}
 
 
-def _tag(file: HeldFile, starts: list[tuple[int, int]]) -> str:
-    """A replay file's id: its live file and where in its backlog files it starts. Deterministic, so a
-    work item delivered twice names the same file (created only if absent)."""
+def _tag(file: HeldFile, starts: list[tuple[int, int, int]]) -> str:
+    """A replay file's id: its live file, where in its backlog files it starts and the signal found
+    there. Deterministic, so a work item delivered twice names the same file (created only if absent),
+    however much was appended meanwhile; a backlog file made again after a replay deleted it (an
+    instance whose cache still said postponed, holding the live file at the same position) starts with
+    other signals, so it names another file: the earlier replay's would take them as written."""
     text = f"{file.prefix}|{starts}"
     return hashlib.blake2s(text.encode(), digest_size=REPLAY_TAG // 2).hexdigest()
 

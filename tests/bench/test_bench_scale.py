@@ -55,7 +55,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "7. Scale" in (out / "table.txt").read_text()
+    assert "8. Scale" in (out / "table.txt").read_text()
     loaded: dict[str, Any] = json.loads((out / "results.json").read_text())
     return loaded
 

@@ -370,13 +370,10 @@ def test_a_sas_expiring_is_warned_of_before_postpones_the_export_after_and_a_new
         view = api.get(url(project, "sas", "health"), headers=writer).json()
         assert view["status"] == "active" and view["credential"]["method"] == "sas"
         assert "expires" in view["credential"]["warning"] and fs in view["credential"]["warning"]
-        notify = keyless.notify_queue
-        assert (
-            QueueRunner(
-                notify, keyless.queue(f"{notify.queue_name}-poison"), registered("notify_webhook")
-            ).drain()
-            == 1
-        )
+        notify = keyless.notify_queue  # shared with the module's other exports: what reaches ours counts
+        QueueRunner(
+            notify, keyless.queue(f"{notify.queue_name}-poison"), registered("notify_webhook")
+        ).drain()
         (warning,) = [json.loads(call.body) for call in receiver.received]
         assert warning["type"] == "export.credential-expiring" and warning["expiresAt"]
 

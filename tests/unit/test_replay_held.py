@@ -17,7 +17,7 @@ def test_a_signal_held_by_two_owners_is_replayed_once_in_sequence_order() -> Non
     second = backlog((6, b'{"a":6}'), (7, b'{"a":7}'), (4, b'{"a":4}'))
     held = read_held([("x@0-5", 0, first, {}), ("x@10-6", 10, second, {})])
     assert [sequence for sequence, _ in held.to_replay(set())] == [4, 5, 6, 7]
-    assert held.starts == [(0, 0), (10, 0)]
+    assert held.starts == [(0, 0, 5), (10, 0, 6)]  # where each was held, replayed from, its first signal
 
 
 def test_what_an_earlier_pass_replayed_and_what_landed_are_left_out() -> None:
