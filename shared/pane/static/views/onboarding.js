@@ -12,11 +12,11 @@ import { onboardingRequest, stepsOf } from "../onboarding.js";
  * is not available, so the keyboard's copy works). */
 function codeBlock(command, label, announce) {
   const code = h("code", {}, command);
-  const copy = h("button", { type: "button", class: "quiet copy", "aria-label": `Copy ${label}` }, "Copy");
+  const copy = h("button", { type: "button", class: "quiet copy", "aria-label": `Copy the ${label.toLowerCase()}` }, "Copy");
   copy.addEventListener("click", async () => {
     try {
       await navigator.clipboard.writeText(command);
-      announce(`${label[0].toUpperCase()}${label.slice(1)} copied.`);
+      announce(`${label} copied.`);
     } catch {
       const range = document.createRange();
       range.selectNodeContents(code);
@@ -26,7 +26,7 @@ function codeBlock(command, label, announce) {
       announce("The command is selected: copy it with your keyboard.");
     }
   });
-  return h("div", { class: "command" }, h("pre", { tabindex: "0", "aria-label": label }, code), copy);
+  return h("div", { class: "command", role: "group", "aria-label": label }, h("pre", {}, code), copy);
 }
 
 function stepItem(step, announce) {
@@ -36,9 +36,9 @@ function stepItem(step, announce) {
   } else if (step.linkText) {
     parts.push(h("p", { class: "id" }, step.linkText));
   }
-  if (step.code) parts.push(codeBlock(step.code, step.bicep ? "the role assignment command" : "the claim command", announce));
+  if (step.code) parts.push(codeBlock(step.code, step.bicep ? "Role assignment command" : "Claim command", announce));
   if (step.bicep) {
-    parts.push(h("details", {}, h("summary", {}, "The same role assignment as a Bicep file"), codeBlock(step.bicep, "the Bicep file", announce)));
+    parts.push(h("details", {}, h("summary", {}, "The same role assignment as a Bicep file"), codeBlock(step.bicep, "Bicep file", announce)));
   }
   return h("li", {}, parts);
 }
