@@ -52,8 +52,12 @@ def test_a_customer_creates_watches_fixes_and_resumes_an_export(
     run_health_check(host)  # a check with successful writes: the export is healthy
     page.get_by_role("button", name="Refresh").click()
     counters = page.locator("#counters-section")
-    expect(counters.get_by_text("Signals exported in the last hour").locator("xpath=following-sibling::dd[1]")).to_have_text("40")
-    expect(counters.get_by_text("Signals exported", exact=True).locator("xpath=following-sibling::dd[1]")).to_have_text("40")
+    expect(
+        counters.get_by_text("Signals exported in the last hour").locator("xpath=following-sibling::dd[1]")
+    ).to_have_text("40")
+    expect(
+        counters.get_by_text("Signals exported", exact=True).locator("xpath=following-sibling::dd[1]")
+    ).to_have_text("40")
     shoot(page, "3-export-active")
 
     host.rotate_lake_key()  # the customer regenerates the account's key
