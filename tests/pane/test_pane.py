@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from devstack.host import LocalHost
-from tests.pane.conftest import PHONE, Watch, api, context_for, lake_export, portal, sign_in
+from tests.pane.conftest import PHONE, Watch, api, context_for, lake_export, portal, sign_in, told
 
 pytestmark = pytest.mark.integration
 
@@ -269,7 +269,11 @@ def test_the_onboarding_steps_of_a_keyless_destination_name_the_tenant_the_proje
     expect(steps.nth(3).get_by_role("group", name="Bicep file").locator("code")).to_contain_text(
         "name: 'contoso'"
     )
-    page.wait_for_function("window.said.some((text) => text.includes('onboarding steps are shown'))")
+    told(page, "The onboarding steps are shown.")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=host.url)
+    steps.nth(2).get_by_role("button", name="Copy the claim command").click()
+    told(page, "Claim command copied.")
+    assert page.evaluate("navigator.clipboard.readText()") == claim.text_content()
 
     page.get_by_label("File system and path").fill("other/signals/")
     expect(steps).to_have_count(0)
