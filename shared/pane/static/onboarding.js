@@ -31,8 +31,8 @@ export function scopeOf(destination) {
 
 /**
  * The steps of an onboarding answer, in order, for the destination it was asked for: each {text},
- * with a `link` (the consent), a `code` (a command to run) and `bicep` (the same as a Bicep file) when
- * it has them.
+ * with a `link` (the consent), a `code` (a command to run, named by `label`) and `bicep` (the same as a
+ * Bicep file) when it has them.
  */
 export function stepsOf(answer, destination) {
   const kind = destination.type === "adls" ? "file system" : "container";
@@ -56,10 +56,12 @@ export function stepsOf(answer, destination) {
   steps.push({
     text: `Claim the ${called} for this project: someone who may change it sets its metadata ${text(claim.metadata)} to ${text(claim.value)}. The command replaces the ${kind}'s metadata: if it has other metadata, or names other projects, add them to the command (projects separated by commas).`,
     code: text(claim.azCommand),
+    label: "Claim command",
   });
   steps.push({
     text: `Give ${who} the role ${text(role.role)} on the ${called}:`,
     code: text(role.azCommand),
+    label: "Role assignment command",
     bicep: text(role.bicep),
   });
   steps.push({ text: "Wait for the role assignment to take effect: up to about 10 minutes." });

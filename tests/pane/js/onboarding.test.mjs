@@ -40,6 +40,7 @@ test("the steps go in order: consent, create, claim, role, wait, create the expo
   assert.match(steps[2].text, /signalsexportprojects to p1/);
   assert.equal(steps[3].code, answer.roleAssignment.azCommand);
   assert.equal(steps[3].bicep, "resource x");
+  assert.deepEqual([steps[2].label, steps[3].label], ["Claim command", "Role assignment command"]);
   assert.match(steps[5].text, new RegExp(TENANT));
 });
 

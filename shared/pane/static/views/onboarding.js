@@ -36,7 +36,7 @@ function stepItem(step, announce) {
   } else if (step.linkText) {
     parts.push(h("p", { class: "id" }, step.linkText));
   }
-  if (step.code) parts.push(codeBlock(step.code, step.bicep ? "Role assignment command" : "Claim command", announce));
+  if (step.code) parts.push(codeBlock(step.code, step.label, announce));
   if (step.bicep) {
     parts.push(h("details", {}, h("summary", {}, "The same role assignment as a Bicep file"), codeBlock(step.bicep, "Bicep file", announce)));
   }
