@@ -185,6 +185,11 @@ def sign_in(page: Page, host: LocalHost, project: str, role: str = "contributor"
     page.get_by_role("button", name="Sign in", exact=True).click()
 
 
+def told(page: Page, words: str) -> None:
+    """Wait until the live region has told screen readers these words (recorded by the conftest)."""
+    page.wait_for_function("words => window.said.some(text => text.includes(words))", arg=words)
+
+
 def api(host: LocalHost, project: str, role: str = "Write") -> httpx.Client:
     """The management API as another client (a colleague, a script) sees it."""
     token = host.issuer.mint([f"Exports.{role}.{project}"], subject="colleague")

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from devstack.host import LocalHost
-from tests.pane.conftest import PHONE, Watch, api, context_for, lake_export, portal, sign_in
+from tests.pane.conftest import PHONE, Watch, api, context_for, lake_export, portal, sign_in, told
 
 pytestmark = pytest.mark.integration
 
@@ -209,3 +209,74 @@ def test_the_pane_works_from_the_keyboard(page: Page, host: LocalHost, project: 
     expect(delete).to_be_focused()
     with api(host, project) as client:
         assert client.get(f"/projects/{project}/exports/lake").status_code == 200
+
+
+TENANT = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+
+
+def test_the_onboarding_steps_of_a_keyless_destination_name_the_tenant_the_project_and_the_destination(
+    page: Page, host: LocalHost, project: str
+) -> None:
+    """Microsoft Entra ID picked in the new export's form, with a tenant and a filesystem: the steps in
+    order, the consent link (new tab, no opener) and the claim and role commands naming the tenant, the
+    project, the account and the filesystem; announced, and the steps' heading focused. A tenant id
+    holding markup is refused beside its field, shown as text and never run."""
+    sign_in(page, host, project)
+    page.get_by_role("link", name="New export").click()
+    show = page.get_by_role("button", name="Show the onboarding steps")
+    expect(show).to_be_hidden()
+    page.get_by_label("Storage account URI").fill("https://contoso.dfs.core.windows.net/")
+    page.get_by_label("File system and path").fill("exports/signals/")
+    page.get_by_label("Authentication").select_option("entra")
+
+    markup = '<img src=x onerror="window.pwned=1">'
+    page.get_by_label("Tenant ID").fill(markup)
+    show.click()
+    expect(page.locator("#f-destination-entra-tenantId-error")).to_be_visible()
+    expect(page.get_by_label("Tenant ID")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Tenant ID")).to_have_value(markup)
+    assert page.locator("main img, main script").count() == 0
+    assert page.evaluate("window.pwned") is None
+
+    page.get_by_label("Tenant ID").fill(TENANT)
+    show.focus()
+    page.keyboard.press("Enter")
+    heading = page.get_by_role("heading", name=f"Steps for the tenant {TENANT}", level=3)
+    expect(heading).to_be_focused()
+    expect(page.get_by_label("Tenant ID")).not_to_have_attribute("aria-invalid", "true")
+    steps = page.locator("ol.steps > li")
+    expect(steps).to_have_count(6)
+
+    app_id = host.settings["EXPORT_APP_CLIENT_ID"]
+    consent = steps.nth(0).get_by_role("link")
+    href = consent.get_attribute("href") or ""
+    assert f"/{TENANT}/adminconsent?" in href and f"client_id={app_id}" in href
+    assert consent.get_attribute("target") == "_blank"
+    assert "noopener" in (consent.get_attribute("rel") or "").split()
+    expect(steps.nth(0)).to_contain_text(TENANT)
+
+    claim = steps.nth(2).get_by_role("group", name="Claim command").locator("code")
+    expect(claim).to_have_text(
+        "az storage container metadata update --name exports --account-name contoso --auth-mode login "
+        f"--metadata signalsexportprojects={project}"
+    )
+    role = steps.nth(3).get_by_role("group", name="Role assignment command").locator("code")
+    expect(role).to_contain_text(f'--assignee "{app_id}"')
+    expect(role).to_contain_text("--name contoso")
+    expect(role).to_contain_text("/blobServices/default/containers/exports")
+    expect(steps.nth(3).get_by_role("button", name="Copy the role assignment command")).to_be_visible()
+    steps.nth(3).get_by_text("The same role assignment as a Bicep file").click()
+    expect(steps.nth(3).get_by_role("group", name="Bicep file").locator("code")).to_contain_text(
+        "name: 'contoso'"
+    )
+    told(page, "The onboarding steps are shown.")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=host.url)
+    steps.nth(2).get_by_role("button", name="Copy the claim command").click()
+    told(page, "Claim command copied.")
+    assert page.evaluate("navigator.clipboard.readText()") == claim.text_content()
+
+    page.get_by_label("File system and path").fill("other/signals/")
+    expect(steps).to_have_count(0)
+    expect(page.get_by_text("show the onboarding steps again")).to_be_visible()
+    page.get_by_label("Authentication").select_option("sharedKey")
+    expect(show).to_be_hidden()

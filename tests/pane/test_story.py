@@ -12,14 +12,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from devstack.host import LAKE_ACCOUNT, LocalHost
-from tests.pane.conftest import run_health_check, send_signals, sign_in
+from tests.pane.conftest import run_health_check, send_signals, sign_in, told
 
 pytestmark = pytest.mark.integration
-
-
-def told(page: Page, words: str) -> None:
-    """Wait until the live region has told screen readers these words (recorded by the conftest)."""
-    page.wait_for_function("words => window.said.some(text => text.includes(words))", arg=words)
 
 
 def test_a_customer_creates_watches_fixes_and_resumes_an_export(

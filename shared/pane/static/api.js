@@ -96,5 +96,6 @@ export const api = {
   disable: (project, id) => call("POST", `${exportPath(project, id)}/disable`),
   enable: (project, id) => call("POST", `${exportPath(project, id)}/enable`),
   resume: (project, id) => call("POST", `${exportPath(project, id)}/resume`),
+  onboarding: (project, request) => call("POST", `/projects/${encodeURIComponent(project)}/onboarding`, { body: request }),
   remove: (project, id, etag) => call("DELETE", exportPath(project, id), { headers: { "If-Match": etag } }),
 };

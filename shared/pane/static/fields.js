@@ -109,7 +109,7 @@ export const FIELDS = [
     type: "text",
     autocomplete: "off",
     when: (v) => v.auth === "entra",
-    help: "Your Microsoft Entra tenant's ID (a GUID). Before creating the export, an administrator consents to the service's application, claims the file system or container for this project in its metadata (signalsexportprojects) and gives the application the role Storage Blob Data Contributor on it: the API's onboarding operation gives the link and the exact commands.",
+    help: "Your Microsoft Entra tenant's ID (a GUID). Before creating the export, an administrator consents to the service's application, claims the file system or container for this project in its metadata (signalsexportprojects) and gives the application the role Storage Blob Data Contributor on it: Show the onboarding steps (below) gives the link and the exact commands.",
   },
   {
     name: "destination.path",

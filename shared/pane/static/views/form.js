@@ -7,6 +7,7 @@ import { api } from "../api.js";
 import { session } from "../auth.js";
 import { fill, h, route, uid } from "../dom.js";
 import { definitionOf, FIELDS, GROUPS, helpOf, initialValues, placeOf, valuesOf, visible } from "../fields.js";
+import { onboardingPanel } from "./onboarding.js";
 
 export async function formPage(ctx, project, exportId) {
   const mode = exportId ? "edit" : "create";
@@ -38,6 +39,15 @@ export async function formPage(ctx, project, exportId) {
   const controls = new Map(); // field name -> {wrapper, inputs, error, help}
   const groupErrors = new Map(); // group id -> error element
   const form = h("form", { class: "stack", novalidate: true });
+  // Built before the fields, placed in the destination group; `read` and the errors' functions below.
+  const onboarding = onboardingPanel({
+    project,
+    read: () => read(),
+    showErrors: (...args) => showErrors(...args),
+    clearErrors: () => clearErrors(),
+    announce: ctx.announce,
+    current: ctx.current,
+  });
 
   for (const group of GROUPS) {
     const fields = FIELDS.filter((f) => f.group === group.id && !(mode === "edit" && f.only === "create"));
@@ -51,6 +61,7 @@ export async function formPage(ctx, project, exportId) {
       container.append(control.wrapper);
     }
     form.append(container);
+    if (group.id === "destination") container.append(onboarding.element);
   }
   const submit = h("button", { type: "submit", class: "primary" }, mode === "edit" ? "Save changes" : "Create export");
   const cancel = h("a", { class: "button", href: mode === "edit" ? route("p", project, "e", exportId) : route("p", project) }, "Cancel");
@@ -71,6 +82,7 @@ export async function formPage(ctx, project, exportId) {
       control.help.textContent = helpOf(field, current, mode);
       control.help.hidden = !control.help.textContent;
     }
+    onboarding.relayout(current);
   };
   form.addEventListener("input", relayout);
   form.addEventListener("change", relayout);
