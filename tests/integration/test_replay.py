@@ -201,6 +201,38 @@ def test_signals_added_to_the_backlog_while_it_replays_are_replayed_too(
     assert all_lines(customer.lake_files(postponed["fs"])) == traffic.lines()
 
 
+def test_a_backlog_file_made_again_after_a_replay_hours_later_is_replayed_too(
+    service: Runtime, customer: Customer, traffic: Traffic, postponed: dict[str, Any]
+) -> None:
+    """The same, with the resume two hours after the signals were held (the held hour is over): the
+    stale instance makes the deleted backlog file again at the same position, and its signals were
+    taken as written by the earlier replay's file of the same name (lost, every time)."""
+    export = postponed["export"]
+    stale = Runtime(replace(service.settings, export_cache_seconds=STALE_FOR), clock=service.clock)
+    assert stale.registry.exports_of(export.project_id)[0].status is ExportStatus.POSTPONED
+    later = service.clock() + 2 * 3600
+    service.clock = lambda: later
+    service.resumer.resume(export)
+    queue = runner(service, batch_size=1)
+    from shared.eventhub import batch_from_trigger
+    from tests.support import trigger_batch
+
+    while True:
+        batch = [
+            traffic.producer.send(
+                b'{"name":"late","n":%d}' % len(traffic.sent), {"projectId": traffic.project}
+            )
+            for _ in range(3)
+        ]
+        stale.exporter.export(batch_from_trigger(trigger_batch("0", batch)))
+        traffic.sent.extend(batch)
+        if queue.run_once() == 0:
+            break
+    service.resumer.resume(export)
+    runner(service).drain()
+    assert all_lines(customer.lake_files(postponed["fs"])) == traffic.lines()
+
+
 def test_blob_exports_replay_into_their_minute_folders(
     service: Runtime,
     customer: Customer,
