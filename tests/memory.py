@@ -13,6 +13,7 @@ import itertools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableEntity, TableTransactionError, TransactionOperation
 
@@ -124,7 +125,8 @@ class MemoryTable:
                 raise TableTransactionError(message="EntityAlreadyExists")
             if kind == TransactionOperation.UPDATE:
                 options = operation[2] if len(operation) > 2 else {}
-                if key not in self.rows or ("etag" in options and options["etag"] != self.etags[key]):
+                conditional = _match_condition(options.get("etag"), options.get("match_condition"))
+                if key not in self.rows or (conditional and options["etag"] != self.etags[key]):
                     raise TableTransactionError(message="UpdateConditionNotSatisfied")
         results = []
         for operation in operations:
@@ -135,6 +137,19 @@ class MemoryTable:
             results.append({"etag": self.etags[key]})
         self.fault("after", "transaction")
         return results
+
+
+def _match_condition(etag: str | None, condition: MatchConditions | None) -> bool:
+    """Whether an update is conditional on its etag, as the SDK builds the request: an etag counts only
+    with IfNotModified, and an etag without it is refused before anything is sent (azure-data-tables
+    12.7.0, azure/data/tables/_table_batch.py `update` and _serialize.py `_get_match_condition`)."""
+    if condition == MatchConditions.IfNotModified:
+        if not etag:
+            raise ValueError("IfNotModified must be specified with etag.")
+        return True
+    if etag:
+        raise ValueError("Etag is not supported for an Unconditional operation.")
+    return False
 
 
 class MemoryDeadLetters:
