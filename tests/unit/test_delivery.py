@@ -16,6 +16,8 @@ from shared.delivery import (
     FORGOTTEN,
     FileState,
     Line,
+    Payloads,
+    Progress,
     Record,
     deliver,
     encode,
@@ -220,6 +222,76 @@ def test_a_payload_over_the_request_limit_is_split_at_line_ends() -> None:
     state = write(files, batch, None)
     assert files.lines("f") == content(batch)
     assert files.appends > 1 and state == FileState(len(files.files["f"]), 19)
+
+
+class RecordingFiles(MemoryFiles):
+    """MemoryFiles that keep each append's bytes."""
+
+    def __init__(self, max_append: int) -> None:
+        super().__init__(max_append)
+        self.sent: list[bytes] = []
+
+    def append(self, path: str, data: bytes, position: int) -> int:
+        self.sent.append(data)
+        return super().append(path, data, position)
+
+
+def test_a_payload_over_the_limit_is_cut_into_as_few_whole_line_requests_as_it_allows() -> None:
+    """Each request ends at a line's end and is as full as the limit allows: 20 lines of 21 bytes with a
+    64-byte limit take 7 requests of 3 lines (and a last one of 2)."""
+    files = RecordingFiles(max_append=64)
+    batch = [(n, b'{"name":"s","n":%03d}' % n) for n in range(20)]
+    assert {len(data) + 1 for _, data in batch} == {21}
+    write(files, batch, None)
+    assert [data.count(b"\n") for data in files.sent] == [3, 3, 3, 3, 3, 3, 2]
+    assert all(data.endswith(b"\n") and len(data) <= 64 for data in files.sent)
+    assert b"".join(files.sent) == encode(batch)
+
+
+def test_a_line_longer_than_the_limit_goes_alone_in_its_own_request() -> None:
+    """A single line over the request limit is never split: it is sent alone, between full requests."""
+    files = RecordingFiles(max_append=64)
+    batch = [(0, b'{"n":0}'), (1, b'{"pad":"' + b"x" * 100 + b'"}'), (2, b'{"n":2}'), (3, b'{"n":3}')]
+    write(files, batch, None)
+    assert files.sent == [b'{"n":0}\n', batch[1][1] + b"\n", b'{"n":2}\n{"n":3}\n']
+
+
+def test_a_write_cut_into_requests_that_fails_midway_reports_where_the_file_stands() -> None:
+    """The answer to the second of several requests is lost: the progress is the end of the first, the
+    last the writer knows of (the file is held there), and a redelivery writes the rest once."""
+    files = RecordingFiles(max_append=64)
+    batch = [(n, b'{"name":"s","n":%03d}' % n) for n in range(10)]
+    appends = itertools.count(1)
+
+    def die_after_the_second(when: str, op: str, path: str) -> None:
+        if (when, op) == ("after", "append") and next(appends) == 2:
+            raise Lost
+
+    files.fault = die_after_the_second
+    progress = Progress()
+    with pytest.raises(Lost):
+        deliver(files, "f", batch, None, owner=OWNER, progress=progress)
+    assert progress.state == FileState(len(encode(batch[:3])), 2)
+    files.fault = lambda *_: None
+    state = write(files, batch, progress.state)
+    assert files.lines("f") == content(batch) and state == FileState(len(encode(batch)), 9)
+
+
+def test_files_that_take_the_same_lines_share_one_payload_and_its_pieces() -> None:
+    """The export path writes one list of lines to several files (exports that select the same names):
+    encoded and cut once, each file gets all of it."""
+    files = RecordingFiles(max_append=64)
+    batch = [(n, b'{"name":"s","n":%03d}' % n) for n in range(10)]
+    encoded = Payloads()
+    for path in ("a", "b", "c"):
+        assert deliver(files, path, batch, None, owner=OWNER, encoded=encoded) == FileState(
+            len(encode(batch)), 9
+        )
+        assert files.lines(path) == content(batch)
+    assert encoded.size(batch) == len(encode(batch))
+    assert encoded.size(lines(range(3))) is None
+    assert encoded.pieces(batch, 64) is encoded.pieces(batch, 64), "cut once"
+    assert encoded(batch) is encoded(batch), "encoded once"
 
 
 def test_every_write_order_of_three_batches_with_crashes_converges() -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from shared.layout import blob_segment, file_for, replay_path
+from shared.layout import blob_segment, file_for, replay_file, replay_path
 from shared.model import AdlsDestination, BlobDestination, Export, Granularity, Secret
 
 KEY = Secret("a2V5")
@@ -73,3 +73,49 @@ def test_files_of_different_destinations_have_different_ledger_keys() -> None:
 def test_replay_files_sit_beside_live_files_under_another_name() -> None:
     """A replay never writes into the live writer's file."""
     assert replay_path("d/2026/03/07/09/lake_3.jsonl", "0001") == "d/2026/03/07/09/lake_3_replay-0001.jsonl"
+
+
+def test_replay_file_names_keep_every_folder_and_only_change_the_file_name() -> None:
+    """The tag goes before the last extension only; a name without one gets it at its end."""
+    assert replay_path("d.v2/2026/03/07/09/lake_3.jsonl", "ab") == "d.v2/2026/03/07/09/lake_3_replay-ab.jsonl"
+    assert replay_path("d/2026/03/07/09/lake_3", "ab") == "d/2026/03/07/09/lake_3_replay-ab"
+
+
+REPLAYED_AT = datetime(2026, 3, 9, 14, 7, 30, tzinfo=UTC)
+
+
+def test_a_replay_file_goes_in_the_folder_of_the_time_of_the_replay() -> None:
+    """ADLS Gen2: the directory, then the replay's hour (or day), in UTC; the live file's name, tagged."""
+    live = file_for(Export("p1", "lake", ADLS), "click", AT, "3").path
+    other_zone = REPLAYED_AT.astimezone(timezone(timedelta(hours=9)))
+    assert (
+        replay_file(Export("p1", "lake", ADLS), live, "3", other_zone, "t1")
+        == "directory1/directory2/2026/03/09/14/lake_3_replay-t1.jsonl"
+    )
+    daily = Export("p1", "lake", ADLS, granularity=Granularity.DAY)
+    assert (
+        replay_file(daily, live, "3", REPLAYED_AT, "t1")
+        == "directory1/directory2/2026/03/09/lake_3_replay-t1.jsonl"
+    )
+    root = AdlsDestination("https://acct.dfs.core.windows.net/", "fs", "/", KEY)
+    assert (
+        replay_file(Export("p1", "lake", root), live, "3", REPLAYED_AT, "t1")
+        == "2026/03/09/14/lake_3_replay-t1.jsonl"
+    )
+
+
+def test_a_blob_replay_file_goes_in_the_minute_folder_of_the_replay() -> None:
+    """Application Insights layout: the live file's project and signal folders, then the replay's date, hour and minute."""
+    export = Export("proj", "ai", BLOB)
+    live = file_for(export, "Page/View", AT, "2").path
+    assert (
+        replay_file(export, live, "2", REPLAYED_AT, "t1")
+        == "proj/Page%2FView/2026-03-09/14/20260309_1407_ai_2_replay-t1.blob"
+    )
+
+
+def test_with_original_placement_a_replay_file_sits_beside_the_live_file() -> None:
+    """Without a replay time (replayPlacement: original), the replay file is in the live file's own folder."""
+    live = file_for(Export("p1", "lake", ADLS), "click", AT, "3").path
+    assert replay_file(Export("p1", "lake", ADLS), live, "3", None, "t1") == replay_path(live, "t1")
+    assert replay_path(live, "t1") == "directory1/directory2/2026/03/07/09/lake_3_replay-t1.jsonl"

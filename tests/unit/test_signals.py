@@ -165,6 +165,18 @@ def test_a_signal_of_exactly_one_mebibyte_is_accepted() -> None:
     assert read(body) == ("big", body)
 
 
+def test_the_batch_path_takes_the_same_size_limit() -> None:
+    """group(), the export's hot path, takes a signal of exactly 1 MiB and dead-letters 1 MiB + 1 byte."""
+    head, tail = b'{"name":"big","pad":"', b'"}'
+    exact = head + b"a" * (MAX_SIGNAL_BYTES - len(head) - len(tail)) + tail
+    over = head + b"a" * (MAX_SIGNAL_BYTES - len(head) - len(tail) + 1) + tail
+    groups, rejections = SignalReader().group(
+        [IncomingEvent(exact, 1, AT, "p1"), IncomingEvent(over, 2, AT, "p1")]
+    )
+    assert groups == {("p1", "big", MINUTE): [(1, exact)]}
+    assert [(r.event.sequence, r.reason) for r in rejections] == [(2, RejectReason.TOO_LARGE)]
+
+
 def test_one_reader_reads_many_bodies_in_a_row() -> None:
     """The reader's parser is reused across bodies, valid or not, including those simdjson refuses."""
     reader = SignalReader()
