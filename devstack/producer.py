@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -129,11 +129,27 @@ class LocalTarget:
         self._client.close()
 
 
+class ProducerClient(Protocol):
+    """What the target calls on azure-eventhub's EventHubProducerClient."""
+
+    def create_batch(self) -> Any: ...
+
+    def send_batch(self, batch: Any, /) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class EventHubTarget:
-    """An Event Hub, written with EventHubProducerClient."""
+    """An Event Hub, written with EventHubProducerClient (or `client`, one that behaves like it)."""
 
     def __init__(
-        self, connection: str, hub: str = "signals", *, check_timeout: float = 15.0, retries: int = 3
+        self,
+        connection: str,
+        hub: str = "signals",
+        *,
+        check_timeout: float = 15.0,
+        retries: int = 3,
+        client: ProducerClient | None = None,
     ) -> None:
         from azure.eventhub import EventHubProducerClient
 
@@ -149,7 +165,9 @@ class EventHubTarget:
             options["eventhub_name"] = hub
         self._connection = connection
         self._check_timeout = check_timeout
-        self._client = EventHubProducerClient.from_connection_string(connection, **options)
+        self._client: ProducerClient = client or EventHubProducerClient.from_connection_string(
+            connection, **options
+        )
 
     def check(self) -> list[str]:
         """The hub's partitions, or a clear error within the check timeout."""

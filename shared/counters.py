@@ -77,9 +77,19 @@ class Counters:
         return sum(self.failed.values())
 
     def copy(self) -> Counters:
-        total = Counters()
-        total.add(self)
-        return total
+        return Counters(
+            self.exported,
+            self.exported_bytes,
+            self.backlogged,
+            self.dropped,
+            self.writes_ok,
+            self.writes_failed,
+            dict(self.failed),
+            self.faults,
+            self.last_success,
+            self.last_failure,
+            self.last_error,
+        )
 
     def __bool__(self) -> bool:
         return any(getattr(self, name) for name in _SUMMED) or bool(self.failed)
@@ -87,10 +97,26 @@ class Counters:
     def to_json(self) -> dict[str, Any]:
         """Compact: only what is set."""
         raw: dict[str, Any] = {}
-        for name in _NAMES:
-            value = getattr(self, name)
-            if value:
-                raw[name] = value
+        if self.exported:
+            raw["exported"] = self.exported
+        if self.exported_bytes:
+            raw["exported_bytes"] = self.exported_bytes
+        if self.backlogged:
+            raw["backlogged"] = self.backlogged
+        if self.dropped:
+            raw["dropped"] = self.dropped
+        if self.writes_ok:
+            raw["writes_ok"] = self.writes_ok
+        if self.writes_failed:
+            raw["writes_failed"] = self.writes_failed
+        if self.faults:
+            raw["faults"] = self.faults
+        if self.last_success:
+            raw["last_success"] = self.last_success
+        if self.last_failure:
+            raw["last_failure"] = self.last_failure
+        if self.last_error:
+            raw["last_error"] = self.last_error
         if self.failed:
             raw["failed"] = dict(self.failed)
         return raw

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from operator import itemgetter
@@ -45,6 +45,7 @@ _ENTITY_CHARS = 600_000  # an entity holds 1 MiB at most; files beyond this are 
 _TRANSACTION_ENTITIES = 100  # operations in one entity-group transaction
 _TRANSACTION_CHARS = 3_000_000  # an entity-group transaction's payload is 4 MiB at most
 _SAVE_ATTEMPTS = 5
+_MAX_KEY_CHARS = 1_100  # far above a file key in the ledger: a 24-character digest (layout.ledger_key)
 
 ExportKey = tuple[str, str]
 _SEQUENCE = itemgetter(0)
@@ -96,17 +97,23 @@ class FileRecord:
         """The later of two views of one file: the longer state; at one state, a closed file stays
         closed, a held one stays held (a write that had nothing to write does not release it), and a
         claim and its outcome are ordered by when they were made."""
-        later = max(self, other, key=_order)
-        bucket_end = max(self.bucket_end, other.bucket_end)
-        return FileRecord(later.state, bucket_end, later.hold, later.since, later.of or self.of, later.at)
+        later = other if _order(other) > _order(self) else self
+        bucket_end = self.bucket_end if self.bucket_end >= other.bucket_end else other.bucket_end
+        of = later.of or self.of
+        if later.bucket_end == bucket_end and later.of == of:
+            return later  # nearly always: a batch's newer record (no copy)
+        return FileRecord(later.state, bucket_end, later.hold, later.since, of, later.at)
 
 
 _RANK = {Hold.LIVE: 0, Hold.HELD: 1, Hold.CATCHING: 1, Hold.CLOSED: 2}
 
 
-def _order(record: FileRecord) -> tuple[int, int, int, float]:
+def _order(record: FileRecord) -> tuple[int, int, int, float, int, float]:
+    """The later view first by state, then by hold; claims and holds by when they were made. The last
+    two only break ties, so that a join is the same whichever view it is called on."""
     rank = _RANK[record.hold]
-    return (record.state.length, record.state.last_sequence, rank, record.since if rank == 1 else 0.0)
+    since = record.since if rank == 1 else 0.0
+    return (record.state.length, record.state.last_sequence, rank, since, int(record.hold), record.since)
 
 
 CLAIM_SECONDS = 900.0
@@ -341,11 +348,19 @@ def _apply(base: LedgerEntry, update: ExportUpdate, horizon: float) -> LedgerEnt
     if update.dropped:
         counters.dropped += sum(1 for sequence in update.dropped if sequence > dropped_through)
         dropped_through = max(dropped_through, max(update.dropped))
-    files = _held_while_backlogged(files)
-    horizon = max(base.horizon, horizon)
-    kept = {key: record for key, record in files.items() if record.bucket_end >= horizon}
-    kept, horizon = _within_entity(kept, set(update.files), horizon)
-    return LedgerEntry(kept, counters, horizon, dropped_through, base.etag)
+    if base.horizon > horizon:
+        horizon = base.horizon
+    backlogs = stale = False  # one pass over the files: nearly always both stay False
+    for record in files.values():
+        backlogs = backlogs or bool(record.of)
+        stale = stale or record.bucket_end < horizon
+    if backlogs:
+        files = _held_while_backlogged(files)
+    if stale:
+        files = {key: record for key, record in files.items() if record.bucket_end >= horizon}
+    if len(files) * (_MAX_KEY_CHARS + 48) > _ENTITY_CHARS:
+        files, horizon = _within_entity(files, update.files.keys(), horizon)
+    return LedgerEntry(files, counters, horizon, dropped_through, base.etag)
 
 
 def _held_while_backlogged(files: dict[str, FileRecord]) -> dict[str, FileRecord]:
@@ -377,7 +392,7 @@ def _counted(change: FileUpdate, since: int, until: int) -> tuple[int, int]:
 
 
 def _within_entity(
-    files: dict[str, FileRecord], current: set[str], horizon: float
+    files: dict[str, FileRecord], current: Collection[str], horizon: float
 ) -> tuple[dict[str, FileRecord], float]:
     """Keep the entry under Table Storage's 1 MiB entity limit: when the files would outgrow it (a
     Blob export with thousands of signal names a minute), older buckets are forgotten first; the
@@ -400,7 +415,7 @@ def _transactions(
     chars = 0
     for key, entry in changed.items():
         entity = to_entity(partition_key, *key, entry)
-        size = sum(len(value) if isinstance(value, str) else 24 for value in entity.values())
+        size = 256 + len(entity["counters"]) + sum(len(entity[f"files{i}"]) for i in range(entity["parts"]))
         if chunk and (len(chunk) == _TRANSACTION_ENTITIES or chars + size > _TRANSACTION_CHARS):
             yield chunk
             chunk, chars = [], 0
@@ -413,7 +428,10 @@ def _transactions(
 def to_entity(partition_key: str, project_id: str, export_id: str, entry: LedgerEntry) -> dict[str, Any]:
     """The table entity of an entry. File records are JSON, split over properties of 32K characters."""
     text = orjson.dumps({key: _record_json(r) for key, r in entry.files.items()}).decode()
-    chunks = [text[i : i + _PROPERTY_CHARS] for i in range(0, len(text), _PROPERTY_CHARS)] or [""]
+    if len(text) <= _PROPERTY_CHARS:
+        chunks = [text]  # nearly always
+    else:
+        chunks = [text[i : i + _PROPERTY_CHARS] for i in range(0, len(text), _PROPERTY_CHARS)]
     entity: dict[str, Any] = {
         "PartitionKey": partition_key,
         "RowKey": row_key(project_id, export_id),

@@ -114,6 +114,7 @@ class _File:
     key: str  # the ledger's name for the file (target.key)
     ends: float  # when its time bucket ends, POSIX seconds
     work: tuple[ExportKey, str]  # one _Work per batch has this key
+    owner: str  # the mark of the files the export's writer for this partition creates
 
 
 @dataclass(slots=True)
@@ -217,7 +218,7 @@ class Exporter:
         self._faulted: tuple[tuple[str, int, int] | None, int] = (None, 0)  # the last batch that faulted
 
     @property
-    def _reader(self) -> SignalReader:
+    def reader(self) -> SignalReader:
         """One SignalReader (one simdjson parser) per thread: a parser cannot serve two batches at once,
         and the worker may run invocations in several threads (PYTHON_THREADPOOL_THREAD_COUNT)."""
         reader: SignalReader | None = getattr(self._readers, "reader", None)
@@ -305,7 +306,7 @@ class Exporter:
     # 1. read
 
     def _read(self, batch: EventBatch, report: BatchReport) -> dict[Group, list[Line]]:
-        groups, rejections = self._reader.group(batch.events)
+        groups, rejections = self.reader.group(batch.events)
         report.signals = len(batch.events) - len(rejections)
         report.dead_lettered = self._dead_letters.put(batch.partition, rejections)
         for rejection in rejections:
@@ -378,7 +379,14 @@ class Exporter:
             target = file_for(export, name, at, partition)
             file_key = target.key
             files.append(
-                _File(export, target, file_key, target.bucket_end.timestamp(), (export.key, file_key))
+                _File(
+                    export,
+                    target,
+                    file_key,
+                    target.bucket_end.timestamp(),
+                    (export.key, file_key),
+                    export.owner(partition),
+                )
             )
         plan = _Plan(exports, files, dropped)
         if len(self._plans) >= _PLANS_KEPT:
@@ -433,7 +441,7 @@ class Exporter:
                     file.target.path,
                     lines,
                     record.state if record is not None else None,
-                    owner=export.owner(partition),
+                    owner=file.owner,
                     authority=authority.of(export.key, file.key, file.ends),
                     encoded=encoded,
                     progress=progress,
@@ -542,7 +550,7 @@ class Exporter:
             backlog.path,
             backlog_lines(lines),
             known,
-            owner=export.owner(partition),
+            owner=file.owner,
             authority=authority.of(export.key, backlog.ledger_key, file.ends),
             same=comparison(export.location),
         )

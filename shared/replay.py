@@ -201,6 +201,44 @@ class ReplayOutcome:
     done: bool = True
 
 
+class ReplayFiles:
+    """Replay files in customers' destinations, each created only if absent: a work item delivered
+    twice, or after a crash, finds the file its first delivery wrote and carries on from where it ended.
+
+    ADLS Gen2: written under a temporary name, then renamed with `If-None-Match: *` (atomic); Blob: one
+    Put Blob with `If-None-Match: *`. Either way the file carries, as metadata, how far into each backlog
+    file it covers (COVERS)."""
+
+    def __init__(self, destinations: DestinationClients) -> None:
+        self._destinations = destinations
+
+    def create(self, export: Export, path: str, body: bytes, ends: dict[str, int]) -> dict[str, int]:
+        """Create the replay file only if absent; return the backlog offsets the existing file covers."""
+        meta = {COVERS: base64.b64encode(orjson.dumps(ends)).decode("ascii")}
+        destination = export.destination
+        if isinstance(destination, AdlsDestination):
+            filesystem = self._destinations.filesystem(destination)
+            temp = filesystem.get_file_client(f"{path}.tmp")
+            temp.create_file()
+            temp.append_data(body, offset=0, length=len(body), flush=True)
+            temp.set_metadata(meta)
+            try:
+                temp.rename_file(
+                    f"{destination.filesystem}/{path}", match_condition=MatchConditions.IfMissing
+                )
+            except (ResourceExistsError, ResourceModifiedError):
+                temp.delete_file()
+                found = filesystem.get_file_client(path).get_file_properties().metadata or {}
+                return _covers(found, ends)
+            return ends
+        container = self._destinations.container(destination)
+        try:
+            container.upload_blob(path, body, metadata=meta, match_condition=MatchConditions.IfMissing)
+        except ResourceExistsError:
+            return _covers(container.get_blob_client(path).get_blob_properties().metadata or {}, ends)
+        return ends
+
+
 class Replayer:
     """Writes held signals into their destination, exactly once (see the module's docstring)."""
 
@@ -211,12 +249,14 @@ class Replayer:
         backlog: ContainerClient,
         ledger_table: LedgerTable,
         destinations: DestinationClients,
+        files: ReplayFiles,
         queue: QueueClient,
         notes: ReplayNotes,
         hub: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._notes = notes
+        self._files = files
         self._exports = exports
         self._backlog = backlog
         self._ledger_table = ledger_table
@@ -348,7 +388,7 @@ class Replayer:
                 else datetime.fromtimestamp(item.at, UTC)
             )
             path = replay_file(export, file.path, file.partition, at, _tag(file, sorted(held.starts)))
-            covered = self._create(export, path, encode(keep), ends)
+            covered = self._files.create(export, path, encode(keep), ends)
             if covered != ends:
                 ends = covered  # an earlier delivery wrote this file: carry on from where it ended
             else:
@@ -390,32 +430,6 @@ class Replayer:
             except ResourceNotFoundError:
                 pass
         return finished
-
-    def _create(self, export: Export, path: str, body: bytes, ends: dict[str, int]) -> dict[str, int]:
-        """Create the replay file only if absent; return the backlog offsets the existing file covers."""
-        meta = {COVERS: base64.b64encode(orjson.dumps(ends)).decode("ascii")}
-        destination = export.destination
-        if isinstance(destination, AdlsDestination):
-            filesystem = self._destinations.filesystem(destination)
-            temp = filesystem.get_file_client(f"{path}.tmp")
-            temp.create_file()
-            temp.append_data(body, offset=0, length=len(body), flush=True)
-            temp.set_metadata(meta)
-            try:
-                temp.rename_file(
-                    f"{destination.filesystem}/{path}", match_condition=MatchConditions.IfMissing
-                )
-            except (ResourceExistsError, ResourceModifiedError):
-                temp.delete_file()
-                found = filesystem.get_file_client(path).get_file_properties().metadata or {}
-                return _covers(found, ends)
-            return ends
-        container = self._destinations.container(destination)
-        try:
-            container.upload_blob(path, body, metadata=meta, match_condition=MatchConditions.IfMissing)
-        except ResourceExistsError:
-            return _covers(container.get_blob_client(path).get_blob_properties().metadata or {}, ends)
-        return ends
 
 
 COVERS = "backlogends"  # replay file metadata: how far into each backlog file it covers (Base64 JSON)

@@ -35,7 +35,7 @@ from shared.ledger import PartitionLedger, partition_key
 from shared.location import Locator
 from shared.notify import Notifier, Webhooks
 from shared.pipeline import Exporter
-from shared.replay import Replayer, ReplayQueue
+from shared.replay import Replayer, ReplayFiles, ReplayQueue
 from shared.resume import Resumer
 from shared.secrets import KeyBox
 from shared.settings import Settings, SettingsError
@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Runtime:
-    """The service's parts, wired from one Settings."""
+    """The service's parts, wired from one Settings. Each part is a property built on first use, so
+    an instance with one part of its own (a test's faulty one) is a subclass that overrides it."""
 
     settings: Settings
     request_hook: Callable[[Any], None] | None = None  # sees every storage request (counting)
@@ -191,12 +192,17 @@ class Runtime:
         )
 
     @cached_property
+    def replay_files(self) -> ReplayFiles:
+        return ReplayFiles(self.destinations)
+
+    @cached_property
     def replayer(self) -> Replayer:
         return Replayer(
             exports=self.exports,
             backlog=self.backlog_container,
             ledger_table=self.ledger_table,
             destinations=self.destinations,
+            files=self.replay_files,
             queue=self.replay_queue,
             notes=self.health_records,
             hub=self.settings.eventhub_name,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 from pydantic_settings.sources import PydanticBaseSettingsSource
 from pydantic_settings.sources.utils import parse_env_vars
@@ -137,6 +137,16 @@ class AppSettings(BaseSettings):
         except ValidationError as error:
             raise _settings_error(error, cleaned) from None
 
+    @model_validator(mode="after")
+    def _window_holds_the_persistence(self) -> AppSettings:
+        """Persistent failures are judged over the window: a longer persistence could never postpone."""
+        if self.health_persistent_ticks > self.health_window_ticks:
+            raise ValueError(
+                "HEALTH_PERSISTENT_TICKS must be at most HEALTH_WINDOW_TICKS (the checks the success rate "
+                "covers): persistent failures could never postpone an export"
+            )
+        return self
+
     def health(self) -> HealthPolicy:
         return HealthPolicy(
             window_ticks=self.health_window_ticks,
@@ -165,7 +175,9 @@ _QUOTED = {"int", "float", "bool"}  # values quoted in errors: never a secret
 def _settings_error(error: ValidationError, env: Mapping[str, str]) -> SettingsError:
     """The first problem, naming the setting; the value quoted only when it cannot be a secret."""
     problem = error.errors(include_url=False)[0]
-    name = str(problem["loc"][0]) if problem["loc"] else ""
+    if not problem["loc"]:  # a rule between settings: its message names them
+        return SettingsError(problem["msg"].removeprefix("Value error, "))
+    name = str(problem["loc"][0])
     what = problem["msg"].replace("Input should be", "must be").replace("Value error, ", "must be ")
     field = next((f for f in AppSettings.model_fields.values() if f.alias == name), None)
     quoted = field is not None and (

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -57,36 +57,55 @@ _QUIET_INSTRUMENTATIONS = ("azure_sdk", "requests", "urllib", "urllib3", "django
 
 log = logging.getLogger("signals_export.telemetry")
 
-_lock = threading.Lock()
-_configured: bool | None = None  # None: configure() has not run; then whether telemetry is on
+_lock = threading.Lock()  # the instruments and their provider
+
+Monitor = Callable[..., None]
+"""azure.monitor.opentelemetry.configure_azure_monitor, or a stand-in with its keyword arguments."""
 
 
-def configure(env: Mapping[str, str] | None = None) -> bool:
-    """Send metrics and the `signals_export` logs to Application Insights, if a connection string is
-    set. Idempotent: the first call decides, later ones return its answer. Returns whether it is on.
+class Setup:
+    """Telemetry's one-time setup in a process: the first `configure` decides, later ones return its
+    answer. The Azure Monitor distro and the managed-identity credential are passed in (tests give
+    stand-ins); by default they are imported when telemetry is on, and only then (they are costly)."""
 
-    `APPLICATIONINSIGHTS_AUTHENTICATION_STRING` = `ClientId=<client id>;Authorization=AAD` authenticates
-    with that user-assigned managed identity (`Authorization=AAD` alone: the system-assigned one).
-    """
-    global _configured
-    with _lock:
-        if _configured is not None:
-            return _configured
+    def __init__(
+        self, monitor: Monitor | None = None, managed_identity: Callable[..., Any] | None = None
+    ) -> None:
+        self._monitor = monitor
+        self._managed_identity = managed_identity
+        self._lock = threading.Lock()
+        self._configured: bool | None = None  # None: not run yet; then whether telemetry is on
+
+    def configure(self, env: Mapping[str, str] | None = None) -> bool:
+        """Send metrics and the `signals_export` logs to Application Insights, if a connection string
+        is set. Returns whether it is on.
+
+        `APPLICATIONINSIGHTS_AUTHENTICATION_STRING` = `ClientId=<client id>;Authorization=AAD`
+        authenticates with that user-assigned managed identity (`Authorization=AAD` alone: the
+        system-assigned one).
+        """
+        with self._lock:
+            if self._configured is None:
+                self._configured = self._start(env)
+            return self._configured
+
+    def _start(self, env: Mapping[str, str] | None) -> bool:
         try:
             settings = AppSettings.read(env)
         except SettingsError as error:  # the runtime reports it; telemetry must not stop the app
             log.error("telemetry not configured: %s", error)
-            _configured = False
             return False
         connection_string = settings.telemetry_connection_string
         if not connection_string:
-            _configured = False
             return False
         try:
-            credential = _credential(settings.telemetry_authentication)
-            from azure.monitor.opentelemetry import configure_azure_monitor  # costly: only when on
+            credential = _credential(settings.telemetry_authentication, self._managed_identity)
+            monitor = self._monitor
+            if monitor is None:
+                from azure.monitor.opentelemetry import configure_azure_monitor  # costly: only when on
 
-            configure_azure_monitor(
+                monitor = configure_azure_monitor
+            monitor(
                 connection_string=connection_string,
                 credential=credential,
                 logger_name=LOGGER_NAME,
@@ -95,27 +114,35 @@ def configure(env: Mapping[str, str] | None = None) -> bool:
         except Exception as error:  # noqa: BLE001  # telemetry must never stop the exports
             # The type only: the message could quote the connection string.
             log.error("telemetry not configured", extra={"error": type(error).__name__})
-            _configured = False
             return False
         code_logger = logging.getLogger(LOGGER_NAME)
         if code_logger.level == logging.NOTSET:
             code_logger.setLevel(logging.INFO)
-        _configured = True
         _reset_instruments()
-    log.info("telemetry configured", extra={"entra_auth": credential is not None})
-    return True
+        log.info("telemetry configured", extra={"entra_auth": credential is not None})
+        return True
 
 
-def _credential(authentication: str) -> Any:
+_process = Setup()
+
+
+def configure(env: Mapping[str, str] | None = None) -> bool:
+    """The process's telemetry (`Setup.configure`), once: function_app.py calls it at import."""
+    return _process.configure(env)
+
+
+def _credential(authentication: str, managed_identity: Callable[..., Any] | None = None) -> Any:
     """The credential an authentication string asks for: a managed identity for `Authorization=AAD`,
     else None (the connection string's instrumentation key alone)."""
     fields = authentication_fields(authentication)
     if fields.get("authorization", "").upper() != "AAD":
         return None
-    from azure.identity import ManagedIdentityCredential
+    if managed_identity is None:
+        from azure.identity import ManagedIdentityCredential
 
+        managed_identity = ManagedIdentityCredential
     client_id = fields.get("clientid") or None
-    return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
+    return managed_identity(client_id=client_id) if client_id else managed_identity()
 
 
 def authentication_fields(authentication: str) -> dict[str, str]:

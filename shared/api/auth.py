@@ -27,12 +27,14 @@ import binascii
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 
 from shared.api.config import ApiSettings
@@ -121,7 +123,7 @@ def unauthorized(code: str, message: str, *, invalid: bool = True) -> ApiError:
     return ApiError(401, code, message, headers={"WWW-Authenticate": challenge})
 
 
-class _LocalKeys:
+class LocalKeys:
     """Signing keys given directly: a JWKS document, or the path of a file holding one."""
 
     def __init__(self, source: str) -> None:
@@ -129,21 +131,63 @@ class _LocalKeys:
         self._keys = jwt.PyJWKSet.from_dict(json.loads(text)).keys
 
     def key_for(self, token: str) -> jwt.PyJWK:
-        kid = jwt.get_unverified_header(token).get("kid")
-        for key in self._keys:
-            if key.key_id == kid or (kid is None and len(self._keys) == 1):
-                return key
-        raise jwt.InvalidTokenError("no signing key matches the token's kid")
+        key = _matching(self._keys, jwt.get_unverified_header(token).get("kid"))
+        if key is None:
+            raise jwt.InvalidTokenError("no signing key matches the token's kid")
+        return key
 
 
-class _RemoteKeys:
-    """Signing keys from the issuer's JWKS endpoint, cached (PyJWKClient)."""
+class KeysUnavailable(Exception):
+    """The issuer's signing keys could not be fetched (its endpoint did not answer with a JWKS)."""
 
-    def __init__(self, uri: str) -> None:
-        self._client = jwt.PyJWKClient(uri, cache_keys=True, lifespan=3600, timeout=10)
+
+class RemoteKeys:
+    """Signing keys from the issuer's JWKS endpoint (httpx), kept for an hour. A token whose kid is not
+    among them fetches them again (the issuer rolled its keys), at most once a minute: tokens with
+    made-up kids cannot turn every request into a fetch."""
+
+    LIFESPAN = 3600.0
+    REFETCH_AFTER = 60.0
+    MAX_BYTES = 1024 * 1024
+
+    def __init__(self, uri: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self._uri = uri
+        self._clock = clock
+        self._keys: list[jwt.PyJWK] = []
+        self._fetched = -float("inf")
+        self._lock = threading.Lock()
 
     def key_for(self, token: str) -> jwt.PyJWK:
-        return self._client.get_signing_key_from_jwt(token)
+        kid = jwt.get_unverified_header(token).get("kid")
+        with self._lock:
+            age = self._clock() - self._fetched
+            key = _matching(self._keys, kid) if age < self.LIFESPAN else None
+            if key is None and age >= self.REFETCH_AFTER:
+                self._keys, self._fetched = self._fetch(), self._clock()
+                key = _matching(self._keys, kid)
+        if key is None:
+            raise jwt.InvalidTokenError("no signing key matches the token's kid")
+        return key
+
+    def _fetch(self) -> list[jwt.PyJWK]:
+        try:
+            with httpx.stream("GET", self._uri, timeout=10.0, follow_redirects=False) as response:
+                response.raise_for_status()
+                body = b""
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > self.MAX_BYTES:
+                        raise KeysUnavailable("the JWKS document is over 1 MiB")
+            return list(jwt.PyJWKSet.from_dict(json.loads(body)).keys)
+        except (httpx.HTTPError, ValueError, jwt.PyJWTError) as error:
+            raise KeysUnavailable(type(error).__name__) from None
+
+
+def _matching(keys: list[jwt.PyJWK], kid: object) -> jwt.PyJWK | None:
+    for key in keys:
+        if key.key_id == kid or (kid is None and len(keys) == 1):
+            return key
+    return None
 
 
 class Authenticator:
@@ -152,7 +196,7 @@ class Authenticator:
     def __init__(self, settings: ApiSettings | Callable[[], ApiSettings]) -> None:
         self._settings_source = settings
         self._settings: ApiSettings | None = settings if isinstance(settings, ApiSettings) else None
-        self._keys: _LocalKeys | _RemoteKeys | None = None
+        self._keys: LocalKeys | RemoteKeys | None = None
         self._lock = threading.Lock()
 
     @property
@@ -199,7 +243,7 @@ class Authenticator:
             )
         except jwt.ExpiredSignatureError:
             raise unauthorized("ExpiredAuthenticationToken", "The access token has expired.") from None
-        except jwt.PyJWKClientConnectionError:
+        except KeysUnavailable:
             log.error("the issuer's signing keys could not be fetched", extra={"jwks_uri": settings.jwks_uri})
             raise ApiError(
                 503, "AuthenticationUnavailable", "Access tokens cannot be checked right now: try again."
@@ -213,13 +257,11 @@ class Authenticator:
             roles = []
         return Caller.from_roles(subject, (r for r in roles if isinstance(r, str)))
 
-    def _key_source(self, settings: ApiSettings) -> _LocalKeys | _RemoteKeys:
+    def _key_source(self, settings: ApiSettings) -> LocalKeys | RemoteKeys:
         with self._lock:
             if self._keys is None:
                 try:
-                    self._keys = (
-                        _LocalKeys(settings.jwks) if settings.jwks else _RemoteKeys(settings.jwks_uri)
-                    )
+                    self._keys = LocalKeys(settings.jwks) if settings.jwks else RemoteKeys(settings.jwks_uri)
                 except (OSError, ValueError, jwt.PyJWTError) as error:
                     log.error("AUTH_JWKS cannot be read", extra={"reason": type(error).__name__})
                     raise ApiError(

@@ -17,6 +17,7 @@ from shared.model import ExportStatus
 from shared.outcomes import Cause
 
 FATAL = (Cause.AUTHENTICATION, Cause.NOT_FOUND, Cause.REJECTED)
+_CAUSES = frozenset(cause.value for cause in Cause)
 CONFIGURATION_UNREADABLE = "configuration-unreadable"  # the service cannot read the export's row
 
 EXPLANATIONS: dict[str, str] = {
@@ -95,7 +96,10 @@ class Tick:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Tick:
-        return cls(int(raw["e"]), int(raw["ok"]), {k: int(v) for k, v in raw["f"].items()}, int(raw["wf"]))
+        """Read what `to_json` wrote; a cause this version does not know (written by another) is left
+        out, as the ledger's counters leave it out."""
+        failed = {k: int(v) for k, v in raw["f"].items() if k in _CAUSES}
+        return cls(int(raw["e"]), int(raw["ok"]), failed, int(raw["wf"]))
 
 
 def tick_between(before: Counters, after: Counters) -> Tick:

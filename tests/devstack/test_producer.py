@@ -51,9 +51,8 @@ class Client:
 
 def test_batches_are_filled_to_the_hubs_limit_with_the_project_as_a_property() -> None:
     """Every signal is sent once, in order, in batches that each stayed within the limit."""
-    target = EventHubTarget(CONNECTION)
     client = Client(limit=1000)
-    target._client = client
+    target = EventHubTarget(CONNECTION, client=client)
     messages = list(generated(["p1", "p2"], count=50, run="r"))
     progress: list[int] = []
     assert target.send(iter(messages), progress=progress.append) == 50
@@ -67,7 +66,6 @@ def test_batches_are_filled_to_the_hubs_limit_with_the_project_as_a_property() -
 
 def test_a_signal_larger_than_a_batch_is_refused_clearly() -> None:
     """A body the hub can never take stops the producer with its size, not a traceback."""
-    target = EventHubTarget(CONNECTION)
-    target._client = Client(limit=10)
+    target = EventHubTarget(CONNECTION, client=Client(limit=10))
     with pytest.raises(DevstackError, match="larger than an Event Hub batch"):
         target.send(iter([(b'{"name":"far too long for the batch"}', {"projectId": "p"})]))

@@ -205,7 +205,7 @@ def test_an_event_hub_batch_is_checkpointed_only_after_the_function_returned() -
         storage_connection="",
         handler=function,
         policy=BatchPolicy(),
-        retry=RetryPolicy("fixed_delay", 0, delay=0.0),
+        retry=RetryPolicy("fixed_delay", -1, delay=0.01),  # export_signals': retry without end
     )
     partition = Partition("3")
     source.deliver_batch(partition, [received(n, "p1") for n in (5, 6, 7)])
@@ -213,7 +213,6 @@ def test_an_event_hub_batch_is_checkpointed_only_after_the_function_returned() -
     source.deliver_batch(partition, [])  # max_wait_time passed with nothing: no call
     assert len(calls) == 1
     failing[0] = True
-    source._retry = RetryPolicy("fixed_delay", -1, delay=0.01)  # export_signals': retry without end
     worker = threading.Thread(target=source.deliver_batch, args=(partition, [received(8, "p1")]))
     worker.start()
     while len(calls) < 4:

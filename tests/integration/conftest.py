@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import pytest
@@ -18,7 +19,8 @@ from azure.storage.filedatalake import DataLakeServiceClient
 from devstack.adls_emulator import AdlsEmulator, Fault
 from devstack.azurite import Azurite
 from shared.model import AdlsDestination, BlobDestination, Export, Granularity, Secret
-from shared.runtime import Runtime
+from shared.replay import ReplayFiles
+from shared.runtime import Runtime, use_runtime
 from tests.conftest import BLOB_CUSTOMER, BLOB_CUSTOMER_KEY, LAKE_CUSTOMER, LAKE_CUSTOMER_KEY
 from tests.support import Producer, Sent, registered, signal, trigger_batch
 
@@ -166,6 +168,33 @@ def regenerated_key(lake: AdlsEmulator) -> Iterator[str]:
         yield REGENERATED_KEY
     finally:
         lake.set_account_key(LAKE_CUSTOMER, LAKE_CUSTOMER_KEY)
+
+
+class WriteThenDie(ReplayFiles):
+    """Replay files whose instance dies right after one is written: the file is there, the backlog
+    not yet marked as replayed."""
+
+    def create(self, export: Export, path: str, body: bytes, ends: dict[str, int]) -> dict[str, int]:
+        super().create(export, path, body, ends)
+        raise ConnectionResetError("instance died")
+
+
+class DiesAfterAReplayWrite(Runtime):
+    """Another instance of the service, whose replay dies after writing a replay file."""
+
+    @cached_property
+    def replay_files(self) -> ReplayFiles:
+        return WriteThenDie(self.destinations)
+
+
+@contextmanager
+def instance(runtime: Runtime, then: Runtime) -> Iterator[Runtime]:
+    """The registered functions run on another instance of the service, then on `then` again."""
+    use_runtime(runtime)
+    try:
+        yield runtime
+    finally:
+        use_runtime(then)
 
 
 @contextmanager

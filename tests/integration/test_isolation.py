@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -16,15 +17,21 @@ from azure.storage.blob import BlobServiceClient
 
 from devstack.adls_emulator import AdlsEmulator, Fault
 from devstack.queue_runner import QueueRunner
+from shared.delivery import FileSink
+from shared.destinations import DestinationClients
 from shared.eventhub import batch_from_trigger
-from shared.model import Export, ExportStatus
+from shared.exports import ExportRegistry
+from shared.model import Destination, Export, ExportStatus
+from shared.outcomes import Cause
 from shared.runtime import Runtime
 from shared.settings import DEADLETTER_CONTAINER
 from tests.conftest import LAKE_CUSTOMER
-from tests.integration.conftest import Customer, Traffic, all_lines, run_health_check
+from tests.integration.conftest import Customer, Traffic, all_lines, instance, run_health_check
 from tests.support import registered, signal, trigger_batch
 
 pytestmark = pytest.mark.integration
+
+STALE_FOR = 3600.0  # seconds: an export cache that outlives the test (EXPORT_CACHE_SECONDS)
 
 
 def drain_replays(service: Runtime) -> None:
@@ -36,20 +43,19 @@ def counters(service: Runtime, export: Export) -> dict[str, Any]:
     return {"status": view["status"], "cause": view["cause"], **view["counters"], "backlog": view["backlog"]}
 
 
-class Bug:
+class Bug(DestinationClients):
     """A bug of ours that strikes the writes of chosen exports (a TypeError in their write path). The
-    seam is the service's own client factory, not an Azure SDK call."""
+    seam is the service's own client factory, which the composition root hands to the export path, not
+    an Azure SDK call."""
 
-    def __init__(self, service: Runtime) -> None:
-        self._original = service.destinations.sink
-        self._service = service
-        self.broken: set[Any] = set()
-        service.destinations.sink = self._sink  # type: ignore[method-assign]
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken: set[Destination] = set()
 
-    def _sink(self, destination: Any) -> Any:
+    def sink(self, destination: Destination) -> FileSink:
         if destination in self.broken:
             raise TypeError("a bug in the service's write path")
-        return self._original(destination)
+        return super().sink(destination)
 
     def strike(self, export: Export) -> None:
         self.broken.add(export.destination)
@@ -58,11 +64,20 @@ class Bug:
         self.broken.clear()
 
 
+class WithABugInItsWrites(Runtime):
+    """An instance of the service whose destinations' clients are a Bug."""
+
+    @cached_property
+    def destinations(self) -> Bug:
+        return Bug()
+
+
 @pytest.fixture
 def bug(service: Runtime) -> Iterator[Bug]:
-    made = Bug(service)
-    yield made
-    service.destinations.sink = made._original  # type: ignore[method-assign]
+    """The registered functions run on an instance with a Bug in its write path; `service` reads."""
+    buggy = WithABugInItsWrites(service.settings, clock=service.clock)
+    with instance(buggy, then=service):
+        yield buggy.destinations
 
 
 def test_a_bug_of_ours_for_one_export_stops_nobody_and_is_not_blamed_on_the_customer(
@@ -165,12 +180,13 @@ def test_a_backlog_left_by_an_instance_that_still_thought_the_export_postponed_i
     fs = f"stale{traffic.project[-8:]}"
     export = create_export(traffic.project, "lake", customer.adls(fs, ""))
     traffic.send(3)
-    stale = Runtime(service.settings)
-    stale.registry.exports_of(export.project_id)
-    stale.registry._by_project = {export.project_id: [replace(export, status=ExportStatus.POSTPONED)]}
-    stale.registry._max_age = 1e9
+    service.exports.set_status(*export.key, ExportStatus.POSTPONED, cause=Cause.AUTHENTICATION.value)
+    stale = Runtime(replace(service.settings, export_cache_seconds=STALE_FOR), clock=service.clock)
+    assert stale.registry.exports_of(export.project_id)[0].status is ExportStatus.POSTPONED
+    service.resumer.resume(export)
     batch = [traffic.producer.send(*signal(traffic.project, "late", 100 + i)) for i in range(4)]
-    stale.exporter.export(batch_from_trigger(trigger_batch("0", batch)))
+    report = stale.exporter.export(batch_from_trigger(trigger_batch("0", batch)))
+    assert report.exports[export.key].backlogged == len(batch)  # postponed, as far as it knows
     traffic.sent.extend(batch)
     traffic.send(2)
     run_health_check()
@@ -180,6 +196,25 @@ def test_a_backlog_left_by_an_instance_that_still_thought_the_export_postponed_i
     assert counters(service, export)["backlog"]["files"] == 0
 
 
+class PlanningBug(ExportRegistry):
+    """The exports as the export path plans with them, with a bug of ours in the lookup until fixed."""
+
+    fixed = False
+
+    def exports_of(self, project_id: str) -> list[Export]:
+        if not self.fixed:
+            raise KeyError("a bug in planning")
+        return super().exports_of(project_id)
+
+
+class PlansWithABug(Runtime):
+    """An instance of the service whose export path plans with a PlanningBug."""
+
+    @cached_property
+    def registry(self) -> PlanningBug:
+        return PlanningBug(self.exports.list, max_age=self.settings.export_cache_seconds)
+
+
 def test_a_batch_that_keeps_failing_on_a_bug_of_ours_is_set_aside_and_the_partition_moves_on(
     service: Runtime, customer: Customer, create_export: Callable[..., Export], traffic: Traffic, azurite: Any
 ) -> None:
@@ -187,22 +222,17 @@ def test_a_batch_that_keeps_failing_on_a_bug_of_ours_is_set_aside_and_the_partit
     letters (reason service-fault, bodies kept whole), and the next batch is exported."""
     fs = f"aside{traffic.project[-8:]}"
     create_export(traffic.project, "lake", customer.adls(fs, ""))
-    exporter = service.exporter
-    original = exporter._plan
-
-    def broken_plan(*args: Any, **kwargs: Any) -> Any:
-        raise KeyError("a bug in planning")
-
-    exporter._plan = broken_plan  # type: ignore[method-assign]
+    faulty = PlansWithABug(service.settings, clock=service.clock)
     function = registered("export_signals")
     batch = [traffic.producer.send(*signal(traffic.project, "click", i)) for i in range(3)]
-    for _ in range(2):
-        with pytest.raises(KeyError):
-            function(trigger_batch("0", batch))  # the trigger's retry policy runs it again
-    function(trigger_batch("0", batch))  # the third time, it is set aside
-    exporter._plan = original  # type: ignore[method-assign]
-    traffic.sent.extend(batch)
-    later = traffic.send(3)
+    with instance(faulty, then=service):
+        for _ in range(2):
+            with pytest.raises(KeyError):
+                function(trigger_batch("0", batch))  # the trigger's retry policy runs it again
+        function(trigger_batch("0", batch))  # the third time, it is set aside
+        faulty.registry.fixed = True
+        traffic.sent.extend(batch)
+        later = traffic.send(3)  # the next batch, on the same instance
     assert all_lines(customer.lake_files(fs)) == traffic.lines(later)
     container = BlobServiceClient.from_connection_string(azurite.connection_string()).get_container_client(
         DEADLETTER_CONTAINER

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,17 +13,27 @@ from azure.storage.blob import BlobServiceClient
 from devstack.adls_emulator import AdlsEmulator, Fault
 from devstack.azurite import Azurite
 from devstack.queue_runner import QueueRunner
-from shared import replay as replay_module
 from shared.backlog import held_file
 from shared.model import Export, ExportStatus
 from shared.resume import ResumeRefused
 from shared.runtime import Runtime
 from shared.settings import BACKLOG_CONTAINER
 from tests.conftest import LAKE_CUSTOMER
-from tests.integration.conftest import Customer, Traffic, all_lines, regenerated_key, run_health_check
+from tests.integration.conftest import (
+    Customer,
+    DiesAfterAReplayWrite,
+    Traffic,
+    all_lines,
+    instance,
+    regenerated_key,
+    run_health_check,
+)
 from tests.support import registered
 
 pytestmark = pytest.mark.integration
+
+HOUR = 3600.0
+STALE_FOR = HOUR  # seconds: an export cache that outlives the test (EXPORT_CACHE_SECONDS)
 
 
 def runner(service: Runtime, **options: Any) -> QueueRunner:
@@ -111,23 +122,16 @@ def test_a_replay_message_delivered_twice_writes_each_signal_once(
 
 
 def test_a_crash_after_the_replay_write_before_the_backlog_removal_duplicates_nothing(
-    service: Runtime,
-    customer: Customer,
-    traffic: Traffic,
-    postponed: dict[str, Any],
-    monkeypatch: pytest.MonkeyPatch,
+    service: Runtime, customer: Customer, traffic: Traffic, postponed: dict[str, Any]
 ) -> None:
     """The replay file is written, then the instance dies; the message comes back and finishes the job."""
+    later = service.clock() + HOUR  # the backlog's hours have ended: it is replayed into replay files
+    service.clock = lambda: later
     service.resumer.resume(postponed["export"])
-    write = replay_module.Replayer._create
-
-    def write_then_die(*args: Any, **kwargs: Any) -> Any:
-        write(*args, **kwargs)
-        raise ConnectionResetError("instance died")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(replay_module.Replayer, "_create", write_then_die)
-        runner(service, max_dequeue_count=100).run_once()
+    dying = runner(service, max_dequeue_count=100)
+    with instance(DiesAfterAReplayWrite(service.settings, clock=service.clock), then=service):
+        dying.run_once()
+    assert dying.failures  # it died after writing
     runner(service).drain()
     assert all_lines(customer.lake_files(postponed["fs"])) == traffic.lines()
 
@@ -172,11 +176,10 @@ def test_signals_added_to_the_backlog_while_it_replays_are_replayed_too(
 ) -> None:
     """An instance whose cache still says postponed appends to the backlog during replay: not lost."""
     export = postponed["export"]
+    # Another instance, whose cache read the export while postponed and keeps it for the test's length.
+    stale = Runtime(replace(service.settings, export_cache_seconds=STALE_FOR), clock=service.clock)
+    assert stale.registry.exports_of(export.project_id)[0].status is ExportStatus.POSTPONED
     service.resumer.resume(export)
-    stale = Runtime(service.settings)  # another instance; its cache read the export while postponed
-    stale.registry.exports_of(export.project_id)
-    stale.registry._by_project = {export.project_id: [export]}
-    stale.registry._max_age = 1e9
     queue = runner(service, batch_size=1)
     from shared.eventhub import batch_from_trigger
     from tests.support import trigger_batch
@@ -188,7 +191,8 @@ def test_signals_added_to_the_backlog_while_it_replays_are_replayed_too(
             )
             for _ in range(3)
         ]
-        stale.exporter.export(batch_from_trigger(trigger_batch("0", batch)))
+        report = stale.exporter.export(batch_from_trigger(trigger_batch("0", batch)))
+        assert report.exports[export.key].backlogged == len(batch)  # postponed, as far as it knows
         traffic.sent.extend(batch)
         if queue.run_once() == 0:
             break

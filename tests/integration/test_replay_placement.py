@@ -13,10 +13,16 @@ import pytest
 
 from devstack.adls_emulator import AdlsEmulator
 from devstack.queue_runner import QueueRunner
-from shared import replay as replay_module
 from shared.model import Export, ExportStatus, ReplayPlacement
 from shared.runtime import Runtime
-from tests.integration.conftest import Customer, Traffic, regenerated_key, run_health_check
+from tests.integration.conftest import (
+    Customer,
+    DiesAfterAReplayWrite,
+    Traffic,
+    instance,
+    regenerated_key,
+    run_health_check,
+)
 from tests.support import Producer, registered
 
 pytestmark = pytest.mark.integration
@@ -54,22 +60,15 @@ def outage(
     return {"export": export, "fs": fs, "start": start, "resumed": now}
 
 
-def replay_all(
-    service: Runtime, *, twice: bool = False, crash: bool = False, monkeypatch: Any = None
-) -> None:
+def replay_all(service: Runtime, *, twice: bool = False, crash: bool = False) -> None:
     """The queue function drains the replay queue: each message once, or twice (at-least-once
     delivery), or with the instance dying after the replay file is written (then the message again)."""
     handler = registered("replay_backlog")
     if crash:
-        write = replay_module.Replayer._create
-
-        def write_then_die(*args: Any, **kwargs: Any) -> Any:
-            write(*args, **kwargs)
-            raise ConnectionResetError("instance died")
-
-        with monkeypatch.context() as patch:
-            patch.setattr(replay_module.Replayer, "_create", write_then_die)
-            QueueRunner(service.replay_queue, service.poison_queue, handler, max_dequeue_count=100).run_once()
+        dying = QueueRunner(service.replay_queue, service.poison_queue, handler, max_dequeue_count=100)
+        with instance(DiesAfterAReplayWrite(service.settings, clock=service.clock), then=service):
+            dying.run_once()
+        assert dying.failures  # it died after writing
     run = (lambda message: (handler(message), handler(message))) if twice else handler
     QueueRunner(service.replay_queue, service.poison_queue, run).drain()
 
@@ -87,14 +86,13 @@ def test_replayed_signals_land_in_the_folder_of_the_replay(
     traffic: Traffic,
     outage: dict[str, Any],
     fault: str,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Default placement: a reader moving forward, after the folders of the outage were done, still
     finds every replayed signal once, in the folder of the hour of the resume; the health view says so."""
     resumed: datetime = outage["resumed"]
     service.clock = lambda: resumed.timestamp()
     service.resumer.resume(outage["export"])
-    replay_all(service, twice=fault == "twice", crash=fault == "crash", monkeypatch=monkeypatch)
+    replay_all(service, twice=fault == "twice", crash=fault == "crash")
     seen = read_forward(customer.lake_files(outage["fs"]))
     lines = [line for _, line in seen]
     assert sorted(lines) == sorted(e.body for e in traffic.sent)  # each signal exactly once
@@ -115,7 +113,6 @@ def test_with_original_placement_replayed_signals_go_back_to_their_time_buckets(
     traffic: Traffic,
     outage: dict[str, Any],
     fault: str,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`replayPlacement: original`: each replayed signal beside the live file of its own hour, once."""
     export = outage["export"]
@@ -123,7 +120,7 @@ def test_with_original_placement_replayed_signals_go_back_to_their_time_buckets(
     service.exports.put(replace(current, replay_placement=ReplayPlacement.ORIGINAL))
     service.clock = lambda: outage["resumed"].timestamp()
     service.resumer.resume(export)
-    replay_all(service, twice=fault == "twice", crash=fault == "crash", monkeypatch=monkeypatch)
+    replay_all(service, twice=fault == "twice", crash=fault == "crash")
     seen = read_forward(customer.lake_files(outage["fs"]))
     assert sorted(line for _, line in seen) == sorted(e.body for e in traffic.sent)
     for event in traffic.sent[5:]:

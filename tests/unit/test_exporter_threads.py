@@ -15,8 +15,8 @@ def test_each_thread_reads_signals_with_its_own_parser() -> None:
         exports_of=unused, ledger_for=unused, sink_for=unused, backlog=unused, dead_letters=unused
     )
     seen: list[object] = []
-    thread = threading.Thread(target=lambda: seen.append(exporter._reader))
+    thread = threading.Thread(target=lambda: seen.append(exporter.reader))
     thread.start()
     thread.join()
-    assert exporter._reader is exporter._reader
-    assert seen[0] is not exporter._reader
+    assert exporter.reader is exporter.reader
+    assert seen[0] is not exporter.reader

@@ -405,3 +405,11 @@ def test_the_location_database_is_named_once() -> None:
     assert (path.location_database_path, path.location_configured) == ("/data/city.mmdb", True)
     assert (blob.location_database_blob, blob.location_configured) == ("geo/maxmind/GeoLite2-City.mmdb", True)
     assert not Settings.from_env(BASE).location_configured
+
+
+def test_a_persistence_longer_than_the_window_is_refused() -> None:
+    """Persistent failures are judged over HEALTH_WINDOW_TICKS checks: a longer HEALTH_PERSISTENT_TICKS
+    could never postpone an export, so it is an error naming both, not a silent never."""
+    with pytest.raises(SettingsError, match="HEALTH_PERSISTENT_TICKS must be at most HEALTH_WINDOW_TICKS"):
+        Settings.from_env({**BASE, "HEALTH_PERSISTENT_TICKS": "6"})
+    assert Settings.from_env({**BASE, "HEALTH_PERSISTENT_TICKS": "6", "HEALTH_WINDOW_TICKS": "6"})

@@ -79,9 +79,8 @@ def reader() -> Iterator[InMemoryMetricReader]:
 
 
 @pytest.fixture
-def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """configure() as if the process had just started; the code's logger level is put back after."""
-    monkeypatch.setattr(telemetry, "_configured", None)
+def fresh() -> Iterator[None]:
+    """The code's logger level is put back after a test that configured telemetry."""
     code_logger = logging.getLogger("signals_export")
     level = code_logger.level
     yield
@@ -124,22 +123,18 @@ def test_configure_without_a_connection_string_does_nothing_and_imports_nothing_
     assert done.stdout.strip() == "", f"imported without a connection string: {done.stdout.strip()}"
 
 
-def test_configure_with_a_connection_string_and_aad_uses_the_managed_identity(
-    fresh: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_configure_with_a_connection_string_and_aad_uses_the_managed_identity(fresh: None) -> None:
     """ClientId=...;Authorization=AAD: a ManagedIdentityCredential for that client id; logger signals_export."""
-    import azure.identity
-    import azure.monitor.opentelemetry as distro
-
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(distro, "configure_azure_monitor", lambda **kwargs: calls.append(kwargs))
-    monkeypatch.setattr(azure.identity, "ManagedIdentityCredential", FakeManagedIdentity)
+    setup = telemetry.Setup(
+        monitor=lambda **kwargs: calls.append(kwargs), managed_identity=FakeManagedIdentity
+    )
     env = {
         "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=00000000-0000-0000-0000-000000000000",
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "ClientId=11111111-2222-3333-4444-555555555555;Authorization=AAD",
     }
-    assert telemetry.configure(env) is True
-    assert telemetry.configure(env) is True  # idempotent
+    assert setup.configure(env) is True
+    assert setup.configure(env) is True  # idempotent
     (call,) = calls
     assert call["connection_string"] == env["APPLICATIONINSIGHTS_CONNECTION_STRING"]
     assert call["logger_name"] == "signals_export"
@@ -148,20 +143,17 @@ def test_configure_with_a_connection_string_and_aad_uses_the_managed_identity(
     assert call["instrumentation_options"]["azure_sdk"] == {"enabled": False}
 
 
-def test_aad_without_a_client_id_uses_the_system_assigned_identity(
-    fresh: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import azure.identity
-    import azure.monitor.opentelemetry as distro
-
+def test_aad_without_a_client_id_uses_the_system_assigned_identity(fresh: None) -> None:
+    """Authorization=AAD alone: the system-assigned identity (no client id)."""
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(distro, "configure_azure_monitor", lambda **kwargs: calls.append(kwargs))
-    monkeypatch.setattr(azure.identity, "ManagedIdentityCredential", FakeManagedIdentity)
+    setup = telemetry.Setup(
+        monitor=lambda **kwargs: calls.append(kwargs), managed_identity=FakeManagedIdentity
+    )
     env = {
         "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x",
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=AAD",
     }
-    assert telemetry.configure(env) is True
+    assert setup.configure(env) is True
     assert calls[0]["credential"].kwargs == {}
 
 
@@ -172,13 +164,11 @@ class FakeManagedIdentity:
         self.kwargs = kwargs
 
 
-def test_configure_without_aad_sends_no_credential(fresh: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_configure_without_aad_sends_no_credential(fresh: None) -> None:
     """A connection string alone: the instrumentation key authenticates (local auth on)."""
-    import azure.monitor.opentelemetry as distro
-
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(distro, "configure_azure_monitor", lambda **kwargs: calls.append(kwargs))
-    assert telemetry.configure({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x"}) is True
+    setup = telemetry.Setup(monitor=lambda **kwargs: calls.append(kwargs))
+    assert setup.configure({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x"}) is True
     assert calls[0]["credential"] is None
 
 
@@ -331,20 +321,16 @@ def test_counts_add_up_over_batches(reader: InMemoryMetricReader) -> None:
 
 
 def test_a_connection_string_the_distro_refuses_leaves_telemetry_off(
-    fresh: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    fresh: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Telemetry never stops the app: a failure to configure is logged (without the connection
     string) and the exports run without it."""
-    import azure.monitor.opentelemetry as distro
 
     def refuse(**kwargs: Any) -> None:
         raise ValueError(f"Invalid connection string {kwargs['connection_string']}")
 
-    monkeypatch.setattr(distro, "configure_azure_monitor", refuse)
-    assert (
-        telemetry.configure({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=secretish"})
-        is False
-    )
-    assert telemetry.configure({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x"}) is False
+    setup = telemetry.Setup(monitor=refuse)
+    assert setup.configure({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=secretish"}) is False
+    assert setup.configure({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x"}) is False
     assert [r.getMessage() for r in caplog.records] == ["telemetry not configured"]
     assert all("secretish" not in repr(vars(r)) for r in caplog.records)
