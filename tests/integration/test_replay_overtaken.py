@@ -86,3 +86,23 @@ def test_a_replay_overtaken_by_its_own_redelivery_loses_no_signal(
     files = customer.lake_files(postponed["fs"])
     assert all_lines(files) == traffic.lines()
     assert not [path for path in files if path.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("kind", ["adls", "blob"])
+def test_a_replay_file_is_created_only_if_absent_in_either_storage(
+    kind: str, service: Runtime, customer: Customer, create_export: Callable[..., Export], traffic: Traffic
+) -> None:
+    """Two deliveries of one work item create the same replay file: the first one's stays whole, and
+    the second learns how far into the backlog that file covers (ADLS Gen2 rename, Blob Put Blob)."""
+    name = f"once{kind}{traffic.project[-8:]}"
+    destination = customer.adls(name, "") if kind == "adls" else customer.blob(name)
+    export = create_export(traffic.project, "once", destination)
+    path = "2026/11/30/10/once_0.replay-1a2b3c4d.jsonl"
+    first, second = [b'{"name":"a","n":1}', b'{"name":"a","n":2}'], [b'{"name":"a","n":1}']
+    assert service.replay_files.create(export, path, b"\n".join([*first, b""]), {"backlog/1": 80}) == {
+        "backlog/1": 80
+    }
+    covered = service.replay_files.create(export, path, b"\n".join([*second, b""]), {"backlog/1": 40})
+    assert covered == {"backlog/1": 80}
+    files = customer.lake_files(name) if kind == "adls" else customer.blobs(name)
+    assert files == {path: first}

@@ -370,3 +370,22 @@ def test_a_signal_located_differently_on_a_second_delivery_is_written_once() -> 
         files.fault = lambda *_: None
         deliver(files, "f", located(b"Newtown"), recorded, owner=OWNER, same=same)
         assert len(files.lines("f")) == expected  # without the comparison, written twice
+
+
+def test_a_partial_last_line_in_a_file_is_not_taken_for_one_of_ours() -> None:
+    """A region ending in a line without its newline (someone else's, cut short) matches none of ours,
+    even when its bytes are those of our line: our line is still written, after it."""
+    line = (7, b'{"name":"heartbeat"}')
+    assert match_in_order(line[1], [line]) == []
+    assert match_in_order(b'{"customer":1}\n' + line[1], [line]) == []
+    state, pending = reconcile(line[1], FileState(40, 6), [line])
+    assert (state, list(pending)) == (FileState(40 + len(line[1]), 6), [line])
+
+
+def test_of_two_views_at_one_length_the_one_that_accounted_for_more_signals_is_later() -> None:
+    """A file's length alone does not order two views: at one length (say, a held file whose last lines
+    were stepped over) the view with the later last sequence wins, whichever it is called on."""
+    fewer, more = FileState(120, 3), FileState(120, 9)
+    assert fewer.join(more) == more
+    assert more.join(fewer) == more
+    assert FileState(121, 0).join(more) == FileState(121, 0)

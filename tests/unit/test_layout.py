@@ -51,6 +51,16 @@ def test_blob_layout_is_project_signal_date_hour_with_a_blob_per_minute() -> Non
     assert later.path == "proj/PageView/2026-03-07/09/20260307_0942_ai_2.blob"
 
 
+def test_folders_and_names_keep_the_hour_on_a_24_hour_clock() -> None:
+    """Signals of 13:05 and of 00:05 UTC land in the folders 13 and 00 (never 01 or 12), both layouts."""
+    for hour in (13, 0):
+        at = AT.replace(hour=hour, minute=5)
+        adls = file_for(Export("p1", "e", ADLS), "n", at, "1").path
+        assert adls == f"directory1/directory2/2026/03/07/{hour:02}/e_1.jsonl"
+        blob = file_for(Export("proj", "ai", BLOB), "PageView", at, "2").path
+        assert blob == f"proj/PageView/2026-03-07/{hour:02}/20260307_{hour:02}05_ai_2.blob"
+
+
 @pytest.mark.parametrize(
     ("name", "segment"),
     [("a/b", "a%2Fb"), ("..", "%2E%2E"), (".", "%2E"), ("x\ny", "x%0Ay"), ("Page View", "Page View")],

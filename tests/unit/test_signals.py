@@ -177,6 +177,21 @@ def test_the_batch_path_takes_the_same_size_limit() -> None:
     assert [(r.event.sequence, r.reason) for r in rejections] == [(2, RejectReason.TOO_LARGE)]
 
 
+def test_the_batch_path_puts_a_body_on_several_lines_on_one_line() -> None:
+    """group(), the export's hot path, compacts a body with line feeds or carriage returns between its
+    tokens: each signal stays one line of the file, with the same JSON value."""
+    document = {"name": "view", "n": 1}
+    bodies = [json.dumps(document, indent=2).encode(), b'{"name":"view",\r"n":1}']
+    events = [IncomingEvent(body, n, AT, "p1") for n, body in enumerate(bodies)]
+    groups, rejections = SignalReader().group(events)
+    assert rejections == []
+    lines = groups[("p1", "view", MINUTE)]
+    assert [n for n, _ in lines] == [0, 1]
+    for _, line in lines:
+        assert b"\n" not in line and b"\r" not in line
+        assert json.loads(line) == document
+
+
 def test_one_reader_reads_many_bodies_in_a_row() -> None:
     """The reader's parser is reused across bodies, valid or not, including those simdjson refuses."""
     reader = SignalReader()
