@@ -15,7 +15,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableEntity, TableTransactionError, TransactionOperation
+from azure.data.tables import TableEntity, TableTransactionError, TransactionOperation, UpdateMode
 
 from shared.delivery import FileGone, FileInfo, PositionConflict
 
@@ -91,10 +91,19 @@ class MemoryTable:
         return entity
 
     def query_entities(self, query_filter: str, **kwargs: Any) -> list[TableEntity]:
+        """Entities whose PartitionKey or RowKey equals a parameter, the only filters the service sends.
+        Parameters are put in as the SDK does (azure-data-tables 12.7.0, _serialize.py
+        `_parameter_filter_substitution`: each `@name` word by parameters[name]); any other filter is
+        refused rather than guessed at."""
         self.fault("before", "query")
         self.requests += 1
-        value = next(iter(kwargs["parameters"].values()))
-        index = 0 if query_filter.startswith("PartitionKey") else 1
+        words = [
+            word if not word.startswith("@") else f"'{kwargs['parameters'][word[1:]]}'"
+            for word in query_filter.split(" ")
+        ]
+        if len(words) != 3 or words[0] not in ("PartitionKey", "RowKey") or words[1] != "eq":
+            raise ValueError(f"a filter this in-memory Table does not evaluate: {query_filter}")
+        index, value = (0 if words[0] == "PartitionKey" else 1), words[2].removeprefix("'").removesuffix("'")
         return [self._entity(key) for key in sorted(self.rows) if key[index] == value]
 
     def list_entities(self, **kwargs: Any) -> list[TableEntity]:
@@ -132,7 +141,11 @@ class MemoryTable:
         for operation in operations:
             entity = operation[1]
             key = (entity["PartitionKey"], entity["RowKey"])
-            self.rows[key] = dict(entity)
+            options = operation[2] if len(operation) > 2 else {}
+            # An update merges unless told to replace (azure-data-tables 12.7.0, _table_batch.py
+            # `update`: mode=UpdateMode.MERGE): properties the entity no longer has are kept.
+            merge = operation[0] == TransactionOperation.UPDATE and options.get("mode") != UpdateMode.REPLACE
+            self.rows[key] = {**self.rows[key], **entity} if merge else dict(entity)
             self.etags[key] = f'W/"{next(self._versions)}"'
             results.append({"etag": self.etags[key]})
         self.fault("after", "transaction")

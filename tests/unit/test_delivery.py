@@ -389,3 +389,31 @@ def test_of_two_views_at_one_length_the_one_that_accounted_for_more_signals_is_l
     assert fewer.join(more) == more
     assert more.join(fewer) == more
     assert FileState(121, 0).join(more) == FileState(121, 0)
+
+
+def test_a_file_deleted_while_its_ledger_record_is_read_is_recreated_with_new_signals_only() -> None:
+    """The customer deletes the file just as a writer without a cached record reads the ledger: the
+    writer creates it again and writes, from its start, only the signals the record does not hold."""
+    files, ledger = MemoryFiles(), Ledger()
+    ledger.save(write(files, lines(range(3)), None))
+    deleted: list[str] = []
+
+    def delete_then_read() -> Record:
+        if not deleted:
+            deleted.append(files.files.pop("f") and "f")
+        return ledger.read()
+
+    state = deliver(files, "f", lines(range(5)), None, owner=OWNER, authority=delete_then_read)
+    assert deleted
+    assert files.lines("f") == content(lines(range(3, 5)))
+    assert state == FileState(len(encode(lines(range(3, 5)))), 4)
+
+
+def test_a_region_holding_some_of_ours_then_foreign_lines_ends_after_it_with_the_rest_to_write() -> None:
+    """Our first line was written, then a customer's line: the state moves past the whole region and
+    says our first line is in; the second is still to write."""
+    ours = lines(range(4, 6))
+    region = encode(ours[:1]) + b'{"customer":1}\n'
+    state, pending = reconcile(region, FileState(100, 3), ours)
+    assert state == FileState(100 + len(region), 4)
+    assert list(pending) == ours[1:]
