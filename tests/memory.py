@@ -69,7 +69,8 @@ class MemoryFiles:
 
     def read(self, path: str, start: int, end: int) -> bytes:
         self.fault("before", "read", path)
-        return bytes(self.files[path][start:end])
+        length = end - start  # as the SDKs are asked: an offset and a length
+        return bytes(self.files[path][start : start + length])
 
     def lines(self, path: str) -> list[bytes]:
         return bytes(self.files.get(path, b"")).splitlines()

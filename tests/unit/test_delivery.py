@@ -407,6 +407,8 @@ def test_a_file_deleted_while_its_ledger_record_is_read_is_recreated_with_new_si
     assert deleted
     assert files.lines("f") == content(lines(range(3, 5)))
     assert state == FileState(len(encode(lines(range(3, 5)))), 4)
+    assert write(files, lines(range(5)), None) == state, "ours (owner mark): a redelivery adds nothing"
+    assert files.lines("f") == content(lines(range(3, 5)))
 
 
 def test_a_region_holding_some_of_ours_then_foreign_lines_ends_after_it_with_the_rest_to_write() -> None:
@@ -417,3 +419,63 @@ def test_a_region_holding_some_of_ours_then_foreign_lines_ends_after_it_with_the
     state, pending = reconcile(region, FileState(100, 3), ours)
     assert state == FileState(100 + len(region), 4)
     assert list(pending) == ours[1:]
+
+
+def test_a_file_recreated_after_a_deletion_is_marked_as_ours() -> None:
+    """The customer deletes the file (between two batches, or while a writer without a record looks at
+    it): the file made again carries the owner mark, so a redelivery without cache or record finds its
+    lines there and adds nothing."""
+    files = MemoryFiles()
+    state = write(files, lines(range(3)), None)
+    del files.files["f"]
+    state = write(files, lines(range(3, 5)), state)
+    assert state == FileState(len(encode(lines(range(3, 5)))), 4)
+    assert write(files, lines(range(3, 5)), None) == state
+    assert files.lines("f") == content(lines(range(3, 5)))
+
+    def delete_then_no_record() -> Record:
+        files.files.pop("g", None)
+        return None
+
+    files.create("g", OWNER)
+    state = deliver(files, "g", lines(range(2)), None, owner=OWNER, authority=delete_then_no_record)
+    assert state == FileState(len(encode(lines(range(2)))), 1)
+    assert deliver(files, "g", lines(range(2)), None, owner=OWNER) == state
+    assert files.lines("g") == content(lines(range(2)))
+
+
+def test_a_file_of_another_owner_takes_all_our_lines_from_the_first() -> None:
+    """In a file not ours, even our signals 0 and 1 are still to write: nothing is assumed written."""
+    files = MemoryFiles()
+    files.files["f"] = bytearray(b'{"customer":1}\n')
+    files.owners["f"] = "someone-else"
+    state = write(files, lines(range(3)), None)
+    assert files.lines("f") == [b'{"customer":1}', *content(lines(range(3)))]
+    assert state == FileState(len(files.files["f"]), 2)
+
+
+def test_a_file_the_customer_replaced_with_a_shorter_one_gets_new_signals_after_its_content() -> None:
+    """Shorter than the writer knows it: the customer's content is kept and the rest written after it."""
+    files, ledger = MemoryFiles(), Ledger()
+    state = write(files, lines(range(3)), None)
+    ledger.save(state)
+    files.files["f"] = bytearray(b'{"customer":1}\n')
+    state = write(files, lines(range(3, 5)), state, ledger)
+    assert files.lines("f") == [b'{"customer":1}', *content(lines(range(3, 5)))]
+    assert state == FileState(len(files.files["f"]), 4)
+
+
+def test_a_delivery_that_fails_before_any_append_leaves_its_progress_at_the_known_state() -> None:
+    """The first append's answer is lost: the file is held where the cache said it stood."""
+    files = MemoryFiles()
+    known = write(files, lines(range(2)), None)
+
+    def lose(when: str, op: str, path: str) -> None:
+        if (when, op) == ("before", "append"):
+            raise Lost
+
+    files.fault = lose
+    progress = Progress()
+    with pytest.raises(Lost):
+        deliver(files, "f", lines(range(4)), known, owner=OWNER, progress=progress)
+    assert progress.state == known
