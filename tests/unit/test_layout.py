@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -78,6 +79,34 @@ def test_files_of_different_destinations_have_different_ledger_keys() -> None:
     a = file_for(Export("p1", "lake", ADLS), "n", AT, "0")
     b = file_for(Export("p1", "lake", other), "n", AT, "0")
     assert a.path == b.path and a.key != b.key
+
+
+def test_an_account_url_with_or_without_its_final_slash_is_one_place_to_the_ledger() -> None:
+    """The ledger knows a file by account, filesystem or container, and path: `https://acct/` and
+    `https://acct` are the same account, so the same file and the same ledger record (both kinds)."""
+    for kind in (ADLS, BLOB):
+        bare = replace(kind, account_url=kind.account_url.rstrip("/"))
+        a = file_for(Export("p1", "lake", kind), "n", AT, "0")
+        b = file_for(Export("p1", "lake", bare), "n", AT, "0")
+        assert bare.account_url != kind.account_url
+        assert (a.path, a.key) == (b.path, b.key)
+
+
+def test_a_blob_files_bucket_is_the_signals_whole_minute() -> None:
+    """A blob per minute: it holds the signals from the minute's first instant to the next minute's."""
+    target = file_for(Export("proj", "ai", BLOB), "PageView", AT, "2")
+    start = AT.replace(second=0, microsecond=0)
+    assert (target.bucket_start, target.bucket_end) == (start, start + timedelta(minutes=1))
+
+
+def test_a_signal_name_holding_a_lone_surrogate_still_gets_its_own_segment() -> None:
+    """JSON may escape half a UTF-16 pair (`"\\ud800"`): such a name is encoded, never an error, short
+    or long, and stays distinct from its neighbours."""
+    short, other = "a\ud800", "a\ud801"
+    assert blob_segment(short) == "a%ED%A0%80" and blob_segment(other) != blob_segment(short)
+    long, other_long = "\ud800" + "x" * 400, "\ud801" + "x" * 400
+    assert blob_segment(long) != blob_segment(other_long)
+    assert "/" not in blob_segment(long)
 
 
 def test_replay_files_sit_beside_live_files_under_another_name() -> None:
