@@ -85,11 +85,16 @@ def test_a_body_on_several_lines_is_compacted_to_one_with_the_same_value() -> No
 def test_bodies_that_are_not_signals_are_rejected_with_a_reason(
     body: bytes, project: str | None, reason: RejectReason
 ) -> None:
-    """Each kind of bad input is rejected with its own reason, keeping the event whole."""
+    """Each kind of bad input is rejected with its own reason and a few words for the dead letter,
+    keeping the event whole; the batch path (group) rejects it for the same reason."""
     result = read(body, project)
     assert isinstance(result, Rejection)
     assert result.reason is reason
     assert result.event.body == body
+    assert isinstance(result.detail, str) and result.detail
+    groups, rejections = SignalReader().group([IncomingEvent(body, 7, AT, project)])
+    assert groups == {}
+    assert [r.reason for r in rejections] == [reason]
 
 
 @pytest.mark.parametrize(
