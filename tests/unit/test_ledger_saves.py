@@ -512,6 +512,36 @@ def test_a_live_file_stays_held_while_a_backlog_file_holds_a_later_signal() -> N
     assert saved(caught_up).files["f"].hold is Hold.LIVE
 
 
+def test_a_live_file_is_held_until_its_record_covers_the_latest_signal_of_every_backlog_file() -> None:
+    """Two backlog files of one live file, the later signal in the first: held while the record is
+    short of it. A record that covers exactly the backlog's last signal (sequence 0) releases the file."""
+    table = MemoryTable()
+    update = ExportUpdate(
+        files={
+            "f": FileUpdate(FileRecord(FileState(size(range(3)), 2), END), lines(range(3))),
+            "b1": FileUpdate(
+                FileRecord(FileState(size(range(4)), 3), END, of="f"), lines(range(4)), backlog=True
+            ),
+            "b2": FileUpdate(
+                FileRecord(FileState(size(range(2)), 1), END, of="f"), lines(range(2)), backlog=True
+            ),
+        }
+    )
+    record(PartitionLedger(table, PK), update)
+    assert saved(table).files["f"].hold is Hold.HELD
+    first = MemoryTable()
+    update = ExportUpdate(
+        files={
+            "f": FileUpdate(FileRecord(FileState(size(range(1)), 0), END), lines(range(1))),
+            "b": FileUpdate(
+                FileRecord(FileState(size(range(1)), 0), END, of="f"), lines(range(1)), backlog=True
+            ),
+        }
+    )
+    record(PartitionLedger(first, PK), update)
+    assert saved(first).files["f"].hold is Hold.LIVE
+
+
 def test_an_entry_reads_back_as_it_was_saved() -> None:
     """Records of every kind, counters, horizon and drops survive the entity; long file lists span
     several properties of at most 30,000 characters."""
@@ -549,6 +579,24 @@ def test_a_batch_touching_many_exports_is_saved_in_transactions_of_at_most_100()
     before = table.requests
     ledger.record(updates, horizon=0.0, last_sequence=0)
     assert table.requests == before + 2
+    assert all(saved(table, key).files["f"].state.last_sequence == n for n, key in enumerate(updates))
+
+
+def test_a_transaction_that_conflicts_does_not_keep_the_next_from_being_saved() -> None:
+    """150 exports; the first transaction of 100 meets a change: the other 50 are saved all the same, and
+    the first 100 once the ledger is read again. None is lost."""
+    table = MemoryTable()
+    ledger = PartitionLedger(table, PK)
+    updates = {("proj", f"e{n}"): written("f", [n]) for n in range(150)}
+    ledger.entries()
+    transactions = iter(range(1_000))
+
+    def first_conflicts(when: str, op: str) -> None:
+        if (when, op) == ("before", "transaction") and next(transactions) == 0:
+            raise TableTransactionError(message="UpdateConditionNotSatisfied")
+
+    table.fault = first_conflicts
+    ledger.record(updates, horizon=0.0, last_sequence=0)
     assert all(saved(table, key).files["f"].state.last_sequence == n for n, key in enumerate(updates))
 
 
