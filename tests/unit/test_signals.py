@@ -84,6 +84,7 @@ WORDS = {
         (b"[18446744073709551616]", "p1", RejectReason.NOT_OBJECT),
         (b'{"value":1}', "p1", RejectReason.MISSING_NAME),
         (b'{"name":5}', "p1", RejectReason.MISSING_NAME),
+        (b'{"value":1e400}', "p1", RejectReason.MISSING_NAME),  # judged by the fallback reader
         (b'{"name":""}', "p1", RejectReason.MISSING_NAME),
         (b'{"name":"x"}', None, RejectReason.MISSING_PROJECT),
         (b'{"name":"\\ud800"}', "p1", RejectReason.INVALID_NAME),
