@@ -409,6 +409,7 @@ def test_a_file_deleted_while_its_ledger_record_is_read_is_recreated_with_new_si
     assert state == FileState(len(encode(lines(range(3, 5)))), 4)
     assert write(files, lines(range(5)), None) == state, "ours (owner mark): a redelivery adds nothing"
     assert files.lines("f") == content(lines(range(3, 5)))
+    assert list(files.files) == ["f"], "no other file made"
 
 
 def test_a_region_holding_some_of_ours_then_foreign_lines_ends_after_it_with_the_rest_to_write() -> None:
@@ -442,6 +443,7 @@ def test_a_file_recreated_after_a_deletion_is_marked_as_ours() -> None:
     assert state == FileState(len(encode(lines(range(2)))), 1)
     assert deliver(files, "g", lines(range(2)), None, owner=OWNER) == state
     assert files.lines("g") == content(lines(range(2)))
+    assert sorted(files.files) == ["f", "g"], "no other file made"
 
 
 def test_a_file_of_another_owner_takes_all_our_lines_from_the_first() -> None:
