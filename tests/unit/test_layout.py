@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -158,3 +159,21 @@ def test_with_original_placement_a_replay_file_sits_beside_the_live_file() -> No
     live = file_for(Export("p1", "lake", ADLS), "click", AT, "3").path
     assert replay_file(Export("p1", "lake", ADLS), live, "3", None, "t1") == replay_path(live, "t1")
     assert replay_path(live, "t1") == "directory1/directory2/2026/03/07/09/lake_3_replay-t1.jsonl"
+
+
+def test_signals_land_in_their_utc_hour_on_a_host_whose_clock_is_in_another_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The machine's zone (TZ, here +05:45) never decides a folder: live and replay files of a signal
+    at 22:50 UTC go under that UTC hour, not 04:35 the next day."""
+    at = datetime(2031, 1, 2, 22, 50, 7, tzinfo=UTC)  # an instant no other test uses (files are cached)
+    monkeypatch.setenv("TZ", "Asia/Kathmandu")
+    time.tzset()
+    try:
+        live = file_for(Export("p1", "lake", ADLS), "click", at, "3").path
+        replay = replay_file(Export("p1", "lake", ADLS), live, "3", at + timedelta(hours=1), "t1")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert live == "directory1/directory2/2031/01/02/22/lake_3.jsonl"
+    assert replay == "directory1/directory2/2031/01/02/23/lake_3_replay-t1.jsonl"
