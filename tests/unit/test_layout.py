@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -166,14 +167,17 @@ def test_signals_land_in_their_utc_hour_on_a_host_whose_clock_is_in_another_zone
 ) -> None:
     """The machine's zone (TZ, here +05:45) never decides a folder: live and replay files of a signal
     at 22:50 UTC go under that UTC hour, not 04:35 the next day."""
-    at = datetime(2031, 1, 2, 22, 50, 7, tzinfo=UTC)  # an instant no other test uses (files are cached)
+    at = datetime(2031, 1, 2, 22, 50, 7, tzinfo=UTC)
+    export = Export(
+        "p1", f"tz{secrets.token_hex(4)}", ADLS
+    )  # an export never placed before: targets are cached
     monkeypatch.setenv("TZ", "Asia/Kathmandu")
     time.tzset()
     try:
-        live = file_for(Export("p1", "lake", ADLS), "click", at, "3").path
-        replay = replay_file(Export("p1", "lake", ADLS), live, "3", at + timedelta(hours=1), "t1")
+        live = file_for(export, "click", at, "3").path
+        replay = replay_file(export, live, "3", at + timedelta(hours=1), "t1")
     finally:
         monkeypatch.undo()
         time.tzset()
-    assert live == "directory1/directory2/2031/01/02/22/lake_3.jsonl"
-    assert replay == "directory1/directory2/2031/01/02/23/lake_3_replay-t1.jsonl"
+    assert live == f"directory1/directory2/2031/01/02/22/{export.export_id}_3.jsonl"
+    assert replay == f"directory1/directory2/2031/01/02/23/{export.export_id}_3_replay-t1.jsonl"
