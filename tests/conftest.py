@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 
 from devstack.azurite import ACCOUNT, KEY, Azurite
 from shared.destinations import set_testing
@@ -27,6 +27,15 @@ SERVICE_KEY = base64.b64encode(b"k" * 32).decode()
 # long run. No deadline: the machine's two cores are shared, and a slow example is not a failure.
 settings.register_profile("ci", max_examples=300, deadline=None)
 settings.register_profile("fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", "200000")), deadline=None)
+# scripts/mutation: fewer examples, the same ones every run (a surviving mutant stays reproducible),
+# and no shrinking: a failure is all a mutant needs, not its smallest example.
+settings.register_profile(
+    "mutation",
+    max_examples=100,
+    derandomize=True,
+    deadline=None,
+    phases=[phase for phase in Phase if phase not in (Phase.shrink, Phase.explain)],
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

@@ -13,8 +13,9 @@ import itertools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableEntity, TableTransactionError, TransactionOperation
+from azure.data.tables import TableEntity, TableTransactionError, TransactionOperation, UpdateMode
 
 from shared.delivery import FileGone, FileInfo, PositionConflict
 
@@ -68,7 +69,8 @@ class MemoryFiles:
 
     def read(self, path: str, start: int, end: int) -> bytes:
         self.fault("before", "read", path)
-        return bytes(self.files[path][start:end])
+        length = end - start  # as the SDKs are asked: an offset and a length
+        return bytes(self.files[path][start : start + length])
 
     def lines(self, path: str) -> list[bytes]:
         return bytes(self.files.get(path, b"")).splitlines()
@@ -90,10 +92,19 @@ class MemoryTable:
         return entity
 
     def query_entities(self, query_filter: str, **kwargs: Any) -> list[TableEntity]:
+        """Entities whose PartitionKey or RowKey equals a parameter, the only filters the service sends.
+        Parameters are put in as the SDK does (azure-data-tables 12.7.0, _serialize.py
+        `_parameter_filter_substitution`: each `@name` word by parameters[name]); any other filter is
+        refused rather than guessed at."""
         self.fault("before", "query")
         self.requests += 1
-        value = next(iter(kwargs["parameters"].values()))
-        index = 0 if query_filter.startswith("PartitionKey") else 1
+        words = [
+            word if not word.startswith("@") else f"'{kwargs['parameters'][word[1:]]}'"
+            for word in query_filter.split(" ")
+        ]
+        if len(words) != 3 or words[0] not in ("PartitionKey", "RowKey") or words[1] != "eq":
+            raise ValueError(f"a filter this in-memory Table does not evaluate: {query_filter}")
+        index, value = (0 if words[0] == "PartitionKey" else 1), words[2].removeprefix("'").removesuffix("'")
         return [self._entity(key) for key in sorted(self.rows) if key[index] == value]
 
     def list_entities(self, **kwargs: Any) -> list[TableEntity]:
@@ -124,17 +135,35 @@ class MemoryTable:
                 raise TableTransactionError(message="EntityAlreadyExists")
             if kind == TransactionOperation.UPDATE:
                 options = operation[2] if len(operation) > 2 else {}
-                if key not in self.rows or ("etag" in options and options["etag"] != self.etags[key]):
+                conditional = _match_condition(options.get("etag"), options.get("match_condition"))
+                if key not in self.rows or (conditional and options["etag"] != self.etags[key]):
                     raise TableTransactionError(message="UpdateConditionNotSatisfied")
         results = []
         for operation in operations:
             entity = operation[1]
             key = (entity["PartitionKey"], entity["RowKey"])
-            self.rows[key] = dict(entity)
+            options = operation[2] if len(operation) > 2 else {}
+            # An update merges unless told to replace (azure-data-tables 12.7.0, _table_batch.py
+            # `update`: mode=UpdateMode.MERGE): properties the entity no longer has are kept.
+            merge = operation[0] == TransactionOperation.UPDATE and options.get("mode") != UpdateMode.REPLACE
+            self.rows[key] = {**self.rows[key], **entity} if merge else dict(entity)
             self.etags[key] = f'W/"{next(self._versions)}"'
             results.append({"etag": self.etags[key]})
         self.fault("after", "transaction")
         return results
+
+
+def _match_condition(etag: str | None, condition: MatchConditions | None) -> bool:
+    """Whether an update is conditional on its etag, as the SDK builds the request: an etag counts only
+    with IfNotModified, and an etag without it is refused before anything is sent (azure-data-tables
+    12.7.0, azure/data/tables/_table_batch.py `update` and _serialize.py `_get_match_condition`)."""
+    if condition == MatchConditions.IfNotModified:
+        if not etag:
+            raise ValueError("IfNotModified must be specified with etag.")
+        return True
+    if etag:
+        raise ValueError("Etag is not supported for an Unconditional operation.")
+    return False
 
 
 class MemoryDeadLetters:

@@ -112,3 +112,44 @@ def test_a_closed_endpoint_makes_the_keys_unavailable(issuer: TokenIssuer) -> No
     server.server_close()
     with pytest.raises(KeysUnavailable):
         RemoteKeys(f"http://127.0.0.1:{port}/keys", Clock()).key_for(issuer.mint(["Exports.Admin"]))
+
+
+def test_only_the_endpoints_own_answer_of_at_most_1_mib_counts(
+    endpoint: Endpoint, issuer: TokenIssuer
+) -> None:
+    """A redirect is not followed even to the issuer's real keys, and the real keys padded to 1 MiB are
+    taken while one byte more is refused: where the answer points and how long it is decide, not what
+    it would have held."""
+    keys = json.dumps(issuer.jwks).encode()
+    elsewhere = Endpoint()
+    try:
+        elsewhere.answer = (200, {}, keys)
+        endpoint.answer = (302, {"Location": elsewhere.uri}, b"")
+        with pytest.raises(KeysUnavailable):
+            RemoteKeys(endpoint.uri, Clock()).key_for(issuer.mint(["Exports.Admin"]))
+        assert elsewhere.requests == 0
+    finally:
+        elsewhere.server.shutdown()
+        elsewhere.server.server_close()
+    padded = keys[:-1] + b" " * (RemoteKeys.MAX_BYTES - len(keys)) + b"}"
+    endpoint.answer = (200, {}, padded)
+    assert RemoteKeys(endpoint.uri, Clock()).key_for(issuer.mint(["Exports.Admin"])).key_id == issuer.kid
+    endpoint.answer = (200, {}, padded[:-1] + b" }")
+    with pytest.raises(KeysUnavailable):
+        RemoteKeys(endpoint.uri, Clock()).key_for(issuer.mint(["Exports.Admin"]))
+
+
+def test_an_unknown_kid_fetches_again_once_a_full_minute_has_passed(
+    endpoint: Endpoint, issuer: TokenIssuer
+) -> None:
+    """At exactly one minute after the last fetch, a token with an unknown kid may fetch again."""
+    endpoint.answer = (200, {}, json.dumps(issuer.jwks).encode())
+    clock = Clock()
+    keys = RemoteKeys(endpoint.uri, clock)
+    forged = jwt.encode({"x": 1}, "k" * 32, algorithm="HS256", headers={"kid": "made-up"})
+    with pytest.raises(jwt.InvalidTokenError):
+        keys.key_for(forged)
+    clock.now += RemoteKeys.REFETCH_AFTER
+    with pytest.raises(jwt.InvalidTokenError):
+        keys.key_for(forged)
+    assert endpoint.requests == 2

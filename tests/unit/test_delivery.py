@@ -16,6 +16,8 @@ from shared.delivery import (
     FORGOTTEN,
     FileState,
     Line,
+    Payloads,
+    Progress,
     Record,
     deliver,
     encode,
@@ -222,6 +224,76 @@ def test_a_payload_over_the_request_limit_is_split_at_line_ends() -> None:
     assert files.appends > 1 and state == FileState(len(files.files["f"]), 19)
 
 
+class RecordingFiles(MemoryFiles):
+    """MemoryFiles that keep each append's bytes."""
+
+    def __init__(self, max_append: int) -> None:
+        super().__init__(max_append)
+        self.sent: list[bytes] = []
+
+    def append(self, path: str, data: bytes, position: int) -> int:
+        self.sent.append(data)
+        return super().append(path, data, position)
+
+
+def test_a_payload_over_the_limit_is_cut_into_as_few_whole_line_requests_as_it_allows() -> None:
+    """Each request ends at a line's end and is as full as the limit allows: 20 lines of 21 bytes with a
+    64-byte limit take 7 requests of 3 lines (and a last one of 2)."""
+    files = RecordingFiles(max_append=64)
+    batch = [(n, b'{"name":"s","n":%03d}' % n) for n in range(20)]
+    assert {len(data) + 1 for _, data in batch} == {21}
+    write(files, batch, None)
+    assert [data.count(b"\n") for data in files.sent] == [3, 3, 3, 3, 3, 3, 2]
+    assert all(data.endswith(b"\n") and len(data) <= 64 for data in files.sent)
+    assert b"".join(files.sent) == encode(batch)
+
+
+def test_a_line_longer_than_the_limit_goes_alone_in_its_own_request() -> None:
+    """A single line over the request limit is never split: it is sent alone, between full requests."""
+    files = RecordingFiles(max_append=64)
+    batch = [(0, b'{"n":0}'), (1, b'{"pad":"' + b"x" * 100 + b'"}'), (2, b'{"n":2}'), (3, b'{"n":3}')]
+    write(files, batch, None)
+    assert files.sent == [b'{"n":0}\n', batch[1][1] + b"\n", b'{"n":2}\n{"n":3}\n']
+
+
+def test_a_write_cut_into_requests_that_fails_midway_reports_where_the_file_stands() -> None:
+    """The answer to the second of several requests is lost: the progress is the end of the first, the
+    last the writer knows of (the file is held there), and a redelivery writes the rest once."""
+    files = RecordingFiles(max_append=64)
+    batch = [(n, b'{"name":"s","n":%03d}' % n) for n in range(10)]
+    appends = itertools.count(1)
+
+    def die_after_the_second(when: str, op: str, path: str) -> None:
+        if (when, op) == ("after", "append") and next(appends) == 2:
+            raise Lost
+
+    files.fault = die_after_the_second
+    progress = Progress()
+    with pytest.raises(Lost):
+        deliver(files, "f", batch, None, owner=OWNER, progress=progress)
+    assert progress.state == FileState(len(encode(batch[:3])), 2)
+    files.fault = lambda *_: None
+    state = write(files, batch, progress.state)
+    assert files.lines("f") == content(batch) and state == FileState(len(encode(batch)), 9)
+
+
+def test_files_that_take_the_same_lines_share_one_payload_and_its_pieces() -> None:
+    """The export path writes one list of lines to several files (exports that select the same names):
+    encoded and cut once, each file gets all of it."""
+    files = RecordingFiles(max_append=64)
+    batch = [(n, b'{"name":"s","n":%03d}' % n) for n in range(10)]
+    encoded = Payloads()
+    for path in ("a", "b", "c"):
+        assert deliver(files, path, batch, None, owner=OWNER, encoded=encoded) == FileState(
+            len(encode(batch)), 9
+        )
+        assert files.lines(path) == content(batch)
+    assert encoded.size(batch) == len(encode(batch))
+    assert encoded.size(lines(range(3))) is None
+    assert encoded.pieces(batch, 64) is encoded.pieces(batch, 64), "cut once"
+    assert encoded(batch) is encoded(batch), "encoded once"
+
+
 def test_every_write_order_of_three_batches_with_crashes_converges() -> None:
     """Crash after any append, replay from any earlier checkpoint: the file ends the same."""
     batches = [lines(range(0, 3)), lines(range(3, 5)), lines(range(5, 9))]
@@ -298,3 +370,114 @@ def test_a_signal_located_differently_on_a_second_delivery_is_written_once() -> 
         files.fault = lambda *_: None
         deliver(files, "f", located(b"Newtown"), recorded, owner=OWNER, same=same)
         assert len(files.lines("f")) == expected  # without the comparison, written twice
+
+
+def test_a_partial_last_line_in_a_file_is_not_taken_for_one_of_ours() -> None:
+    """A region ending in a line without its newline (someone else's, cut short) matches none of ours,
+    even when its bytes are those of our line: our line is still written, after it."""
+    line = (7, b'{"name":"heartbeat"}')
+    assert match_in_order(line[1], [line]) == []
+    assert match_in_order(b'{"customer":1}\n' + line[1], [line]) == []
+    state, pending = reconcile(line[1], FileState(40, 6), [line])
+    assert (state, list(pending)) == (FileState(40 + len(line[1]), 6), [line])
+
+
+def test_of_two_views_at_one_length_the_one_that_accounted_for_more_signals_is_later() -> None:
+    """A file's length alone does not order two views: at one length (say, a held file whose last lines
+    were stepped over) the view with the later last sequence wins, whichever it is called on."""
+    fewer, more = FileState(120, 3), FileState(120, 9)
+    assert fewer.join(more) == more
+    assert more.join(fewer) == more
+    assert FileState(121, 0).join(more) == FileState(121, 0)
+
+
+def test_a_file_deleted_while_its_ledger_record_is_read_is_recreated_with_new_signals_only() -> None:
+    """The customer deletes the file just as a writer without a cached record reads the ledger: the
+    writer creates it again and writes, from its start, only the signals the record does not hold."""
+    files, ledger = MemoryFiles(), Ledger()
+    ledger.save(write(files, lines(range(3)), None))
+    deleted: list[str] = []
+
+    def delete_then_read() -> Record:
+        if not deleted:
+            deleted.append(files.files.pop("f") and "f")
+        return ledger.read()
+
+    state = deliver(files, "f", lines(range(5)), None, owner=OWNER, authority=delete_then_read)
+    assert deleted
+    assert files.lines("f") == content(lines(range(3, 5)))
+    assert state == FileState(len(encode(lines(range(3, 5)))), 4)
+    assert write(files, lines(range(5)), None) == state, "ours (owner mark): a redelivery adds nothing"
+    assert files.lines("f") == content(lines(range(3, 5)))
+    assert list(files.files) == ["f"], "no other file made"
+
+
+def test_a_region_holding_some_of_ours_then_foreign_lines_ends_after_it_with_the_rest_to_write() -> None:
+    """Our first line was written, then a customer's line: the state moves past the whole region and
+    says our first line is in; the second is still to write."""
+    ours = lines(range(4, 6))
+    region = encode(ours[:1]) + b'{"customer":1}\n'
+    state, pending = reconcile(region, FileState(100, 3), ours)
+    assert state == FileState(100 + len(region), 4)
+    assert list(pending) == ours[1:]
+
+
+def test_a_file_recreated_after_a_deletion_is_marked_as_ours() -> None:
+    """The customer deletes the file (between two batches, or while a writer without a record looks at
+    it): the file made again carries the owner mark, so a redelivery without cache or record finds its
+    lines there and adds nothing."""
+    files = MemoryFiles()
+    state = write(files, lines(range(3)), None)
+    del files.files["f"]
+    state = write(files, lines(range(3, 5)), state)
+    assert state == FileState(len(encode(lines(range(3, 5)))), 4)
+    assert write(files, lines(range(3, 5)), None) == state
+    assert files.lines("f") == content(lines(range(3, 5)))
+
+    def delete_then_no_record() -> Record:
+        files.files.pop("g", None)
+        return None
+
+    files.create("g", OWNER)
+    state = deliver(files, "g", lines(range(2)), None, owner=OWNER, authority=delete_then_no_record)
+    assert state == FileState(len(encode(lines(range(2)))), 1)
+    assert deliver(files, "g", lines(range(2)), None, owner=OWNER) == state
+    assert files.lines("g") == content(lines(range(2)))
+    assert sorted(files.files) == ["f", "g"], "no other file made"
+
+
+def test_a_file_of_another_owner_takes_all_our_lines_from_the_first() -> None:
+    """In a file not ours, even our signals 0 and 1 are still to write: nothing is assumed written."""
+    files = MemoryFiles()
+    files.files["f"] = bytearray(b'{"customer":1}\n')
+    files.owners["f"] = "someone-else"
+    state = write(files, lines(range(3)), None)
+    assert files.lines("f") == [b'{"customer":1}', *content(lines(range(3)))]
+    assert state == FileState(len(files.files["f"]), 2)
+
+
+def test_a_file_the_customer_replaced_with_a_shorter_one_gets_new_signals_after_its_content() -> None:
+    """Shorter than the writer knows it: the customer's content is kept and the rest written after it."""
+    files, ledger = MemoryFiles(), Ledger()
+    state = write(files, lines(range(3)), None)
+    ledger.save(state)
+    files.files["f"] = bytearray(b'{"customer":1}\n')
+    state = write(files, lines(range(3, 5)), state, ledger)
+    assert files.lines("f") == [b'{"customer":1}', *content(lines(range(3, 5)))]
+    assert state == FileState(len(files.files["f"]), 4)
+
+
+def test_a_delivery_that_fails_before_any_append_leaves_its_progress_at_the_known_state() -> None:
+    """The first append's answer is lost: the file is held where the cache said it stood."""
+    files = MemoryFiles()
+    known = write(files, lines(range(2)), None)
+
+    def lose(when: str, op: str, path: str) -> None:
+        if (when, op) == ("before", "append"):
+            raise Lost
+
+    files.fault = lose
+    progress = Progress()
+    with pytest.raises(Lost):
+        deliver(files, "f", lines(range(4)), known, owner=OWNER, progress=progress)
+    assert progress.state == known

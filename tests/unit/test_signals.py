@@ -54,6 +54,17 @@ def test_a_body_on_several_lines_is_compacted_to_one_with_the_same_value() -> No
     assert json.loads(line) == document
 
 
+WORDS = {
+    RejectReason.NOT_UTF8: "not valid UTF-8",
+    RejectReason.NOT_JSON: "not JSON",
+    RejectReason.NOT_OBJECT: "JSON but not an object",
+    RejectReason.MISSING_NAME: "string field 'name'",
+    RejectReason.INVALID_NAME: "'name' holds a lone surrogate",
+    RejectReason.MISSING_PROJECT: "'projectId' is missing",
+    RejectReason.TOO_LARGE: f"over {MAX_SIGNAL_BYTES}",
+}
+
+
 @pytest.mark.parametrize(
     ("body", "project", "reason"),
     [
@@ -73,6 +84,7 @@ def test_a_body_on_several_lines_is_compacted_to_one_with_the_same_value() -> No
         (b"[18446744073709551616]", "p1", RejectReason.NOT_OBJECT),
         (b'{"value":1}', "p1", RejectReason.MISSING_NAME),
         (b'{"name":5}', "p1", RejectReason.MISSING_NAME),
+        (b'{"value":1e400}', "p1", RejectReason.MISSING_NAME),  # judged by the fallback reader
         (b'{"name":""}', "p1", RejectReason.MISSING_NAME),
         (b'{"name":"x"}', None, RejectReason.MISSING_PROJECT),
         (b'{"name":"\\ud800"}', "p1", RejectReason.INVALID_NAME),
@@ -85,11 +97,16 @@ def test_a_body_on_several_lines_is_compacted_to_one_with_the_same_value() -> No
 def test_bodies_that_are_not_signals_are_rejected_with_a_reason(
     body: bytes, project: str | None, reason: RejectReason
 ) -> None:
-    """Each kind of bad input is rejected with its own reason, keeping the event whole."""
+    """Each kind of bad input is rejected with its own reason and a few words for the dead letter,
+    keeping the event whole; the batch path (group) rejects it for the same reason."""
     result = read(body, project)
     assert isinstance(result, Rejection)
     assert result.reason is reason
     assert result.event.body == body
+    assert WORDS[reason] in result.detail, "the dead letter says what is wrong in words"
+    groups, rejections = SignalReader().group([IncomingEvent(body, 7, AT, project)])
+    assert groups == {}
+    assert [r.reason for r in rejections] == [reason]
 
 
 @pytest.mark.parametrize(
@@ -163,6 +180,33 @@ def test_a_signal_of_exactly_one_mebibyte_is_accepted() -> None:
     body = head + b"a" * (MAX_SIGNAL_BYTES - len(head) - len(tail)) + tail
     assert len(body) == MAX_SIGNAL_BYTES
     assert read(body) == ("big", body)
+
+
+def test_the_batch_path_takes_the_same_size_limit() -> None:
+    """group(), the export's hot path, takes a signal of exactly 1 MiB and dead-letters 1 MiB + 1 byte."""
+    head, tail = b'{"name":"big","pad":"', b'"}'
+    exact = head + b"a" * (MAX_SIGNAL_BYTES - len(head) - len(tail)) + tail
+    over = head + b"a" * (MAX_SIGNAL_BYTES - len(head) - len(tail) + 1) + tail
+    groups, rejections = SignalReader().group(
+        [IncomingEvent(exact, 1, AT, "p1"), IncomingEvent(over, 2, AT, "p1")]
+    )
+    assert groups == {("p1", "big", MINUTE): [(1, exact)]}
+    assert [(r.event.sequence, r.reason) for r in rejections] == [(2, RejectReason.TOO_LARGE)]
+
+
+def test_the_batch_path_puts_a_body_on_several_lines_on_one_line() -> None:
+    """group(), the export's hot path, compacts a body with line feeds or carriage returns between its
+    tokens: each signal stays one line of the file, with the same JSON value."""
+    document = {"name": "view", "n": 1}
+    bodies = [json.dumps(document, indent=2).encode(), b'{"name":"view",\r"n":1}']
+    events = [IncomingEvent(body, n, AT, "p1") for n, body in enumerate(bodies)]
+    groups, rejections = SignalReader().group(events)
+    assert rejections == []
+    lines = groups[("p1", "view", MINUTE)]
+    assert [n for n, _ in lines] == [0, 1]
+    for _, line in lines:
+        assert b"\n" not in line and b"\r" not in line
+        assert json.loads(line) == document
 
 
 def test_one_reader_reads_many_bodies_in_a_row() -> None:
