@@ -107,7 +107,10 @@ class Caller:
             if export_id is not None:
                 raise not_found(project_id, export_id)
             raise ApiError(
-                404, "ProjectNotFound", f"Project '{project_id}' was not found.", target="projectId"
+                404,
+                "ProjectNotFound",
+                "The project was not found (or you have no role on it).",
+                target="projectId",
             )
         if have < needed:
             raise ApiError(
