@@ -630,6 +630,9 @@ class HealthCheck:
             if record.due_at != deadline:
                 self._due.schedule(export.key, deadline)
                 record.due_at = deadline
+        if record.backlog_expires_at and record.expiry_due_at != record.backlog_expires_at:
+            self._due.schedule(export.key, record.backlog_expires_at)  # a backlog file's expiry
+            record.expiry_due_at = record.backlog_expires_at
         credential = self._credential_deadline(record, status, expires_at)
         if credential is not None and record.credential_due_at != credential:
             self._due.schedule(export.key, credential)
@@ -745,7 +748,9 @@ class HealthCheck:
             and not record.totals.backlogged
         ):
             return False
-        horizon = now - self._policy.retention.total_seconds()
+        retention = self._policy.retention.total_seconds()
+        horizon = now - retention
+        expires = 0.0
         files = bytes_ = signals = 0
         oldest = 0.0
         seen: set[tuple[str, float]] = set()
@@ -766,6 +771,7 @@ class HealthCheck:
                     )
                     continue
             files += 1
+            expires = blob.modified + retention if not expires else min(expires, blob.modified + retention)
             bytes_ += blob.size
             signals += self._signals_in(blob)
             seen.add((blob.name, blob.created))
@@ -776,6 +782,7 @@ class HealthCheck:
                 del self._lines[gone]
         record.backlog_files, record.backlog_bytes, record.backlog_oldest = files, bytes_, oldest
         record.backlog_signals = signals
+        record.backlog_expires_at = expires
         if files and healthy and export.enabled and now - record.tended_at >= TEND_SECONDS:
             record.tended_at = now
             return True

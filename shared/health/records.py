@@ -64,6 +64,8 @@ class HealthRecord:
     pending: dict[str, Any] | None = None  # a state change saved but not yet carried out (see HealthCheck)
     due_at: float = 0.0  # the deadline the check scheduled in the due index (end of retention)
     credential_due_at: float = 0.0  # the SAS deadline (warning, expiry) it scheduled there
+    backlog_expires_at: float = 0.0  # when its oldest backlog file's latest signal passes the retention
+    expiry_due_at: float = 0.0  # that deadline, as scheduled in the due index
     # Signals exported, by the check that counted them (its start, the count), over the last hour: the
     # pane's "exported in the last hour". An idle export's entries age out when read (`exported_since`).
     hourly: list[tuple[float, int]] = field(default_factory=list)
@@ -95,6 +97,8 @@ class HealthRecord:
             "pending": orjson.dumps(self.pending).decode() if self.pending else "",
             "due_at": self.due_at,
             "credential_due_at": self.credential_due_at,
+            "backlog_expires_at": self.backlog_expires_at,
+            "expiry_due_at": self.expiry_due_at,
             "hourly": orjson.dumps(self.hourly).decode() if self.hourly else "",
         }
 
@@ -142,6 +146,8 @@ class HealthRecord:
             pending=orjson.loads(entity["pending"]) if entity.get("pending") else None,
             due_at=float(entity.get("due_at", 0.0)),
             credential_due_at=float(entity.get("credential_due_at", 0.0)),
+            backlog_expires_at=float(entity.get("backlog_expires_at", 0.0)),
+            expiry_due_at=float(entity.get("expiry_due_at", 0.0)),
             hourly=[(float(at), int(count)) for at, count in orjson.loads(entity.get("hourly") or "[]")],
         )
 

@@ -43,8 +43,8 @@ def answer(
     ("status", "code", "cause"),
     [
         (403, "AuthenticationFailed", Cause.AUTHENTICATION),
-        (403, "AuthorizationPermissionMismatch", Cause.AUTHENTICATION),
-        (403, "KeyBasedAuthenticationNotPermitted", Cause.AUTHENTICATION),
+        (403, "AuthorizationPermissionMismatch", Cause.PERMISSION_MISSING),  # a role missing (Entra ID)
+        (403, "KeyBasedAuthenticationNotPermitted", Cause.SHARED_KEY_DISABLED),
         (403, None, Cause.AUTHENTICATION),
         (401, None, Cause.AUTHENTICATION),
         (409, "AccountIsDisabled", Cause.AUTHENTICATION),
@@ -220,4 +220,12 @@ def test_what_classify_takes_is_what_callers_catch() -> None:
 def test_only_throttling_and_transient_failures_pass_by_themselves() -> None:
     """retryable: the customer has nothing to do for throttled and transient; the rest needs them."""
     assert {cause for cause in Cause if cause.retryable} == {Cause.THROTTLED, Cause.TRANSIENT}
-    assert set(FATAL) == {Cause.AUTHENTICATION, Cause.NOT_FOUND, Cause.REJECTED}
+    assert set(FATAL) == {
+        Cause.AUTHENTICATION,
+        Cause.NOT_FOUND,
+        Cause.REJECTED,
+        Cause.PERMISSION_MISSING,
+        Cause.SHARED_KEY_DISABLED,
+        Cause.CONSENT_MISSING,
+        Cause.CREDENTIAL_EXPIRED,
+    }
