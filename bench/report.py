@@ -96,7 +96,7 @@ ON_STACK = ("requests", "end_to_end", "replay", "cold_start", "memory", "scale")
 
 def figures_table(results: dict[str, Any]) -> Table:
     table = Table(
-        title="2-6, 8. Storage, end to end, replay, cold start, memory, scale (medians; ratio pairwise, median)",
+        title="2-6, 8. Storage, end to end, replay, cold start, memory, scale (medians; ratio pairwise)",
         box=box.SIMPLE_HEAD,
         title_justify="left",
     )
