@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
@@ -19,6 +17,7 @@ from shared.api import create_api
 from shared.api.config import ApiSettings
 from shared.runtime import Runtime
 from tests.api.conftest import Storage, export_url, stored
+from tests.receivers import serving_json
 
 pytestmark = pytest.mark.integration
 
@@ -174,27 +173,8 @@ def test_app_service_principal_is_trusted_only_when_configured(
 @pytest.fixture
 def jwks_server(issuer: TokenIssuer) -> Iterator[tuple[str, list[str]]]:
     """The issuer's JWKS served over HTTP on 127.0.0.1, with a log of the requests it answered."""
-    served: list[str] = []
-    body = json.dumps(issuer.jwks).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            served.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/discovery/v2.0/keys", served
-    server.shutdown()
-    server.server_close()
+    with serving_json(json.dumps(issuer.jwks).encode(), "/discovery/v2.0/keys") as server:
+        yield server
 
 
 def test_signing_keys_are_fetched_from_the_jwks_uri_and_cached(

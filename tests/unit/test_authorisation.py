@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +33,7 @@ from shared.api.errors import ApiError, install_error_handlers
 from shared.api.limits import MAX_BODY_BYTES
 from shared.api.routing import MEDIA_TYPES, GuardedRoute
 from shared.api.rules import ID_RULE
+from tests.receivers import serving_json
 
 EXPORT = "/api/projects/{projectId}/exports/{exportId}"
 
@@ -378,27 +378,8 @@ def test_unreadable_keys_answer_503(
 @pytest.fixture
 def jwks_server(issuer: TokenIssuer) -> Iterator[tuple[str, list[str]]]:
     """The issuer's JWKS served over HTTP on 127.0.0.1, with a log of the requests it answered."""
-    served: list[str] = []
-    body = json.dumps(issuer.jwks).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            served.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/keys", served
-    server.shutdown()
-    server.server_close()
+    with serving_json(json.dumps(issuer.jwks).encode(), "/keys") as server:
+        yield server
 
 
 def test_keys_from_the_jwks_uri_are_fetched_once(
