@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 from hypothesis import Phase, settings
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from devstack.azurite import ACCOUNT, KEY, Azurite
+from shared import telemetry
 from shared.destinations import set_testing
 from shared.runtime import Runtime, use_runtime
 from shared.settings import Settings
@@ -96,3 +99,14 @@ def project() -> str:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("AZURE_FUNCTIONS_ENVIRONMENT", "Test")
+
+
+@pytest.fixture
+def reader() -> Iterator[InMemoryMetricReader]:
+    """An in-memory meter provider that telemetry records into for the test (the metric tests')."""
+    memory = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[memory])
+    telemetry.use_meter_provider(provider)
+    yield memory
+    telemetry.use_meter_provider(None)
+    provider.shutdown()

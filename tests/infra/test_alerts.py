@@ -4,12 +4,9 @@ and every metric and dimension a query reads is one telemetry emits."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from shared import telemetry
@@ -23,17 +20,6 @@ INFRA = Path(__file__).resolve().parents[2] / "infra"
 ALERTS = INFRA / "alerts"
 MODULE = (INFRA / "app" / "alerts.bicep").read_text()
 THRESHOLDS = re.findall(r"^param (\w+Threshold) int = \d+$", MODULE, re.MULTILINE)
-
-
-@pytest.fixture
-def reader() -> Iterator[InMemoryMetricReader]:
-    """An in-memory meter provider that telemetry records into for the test."""
-    memory = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[memory])
-    telemetry.use_meter_provider(provider)
-    yield memory
-    telemetry.use_meter_provider(None)
-    provider.shutdown()
 
 
 def test_every_rule_has_its_query_and_every_query_a_rule() -> None:

@@ -6,13 +6,12 @@ import base64
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from azure.storage.blob import BlobServiceClient
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from devstack.adls_emulator import AdlsEmulator
@@ -45,16 +44,6 @@ BAD = [
     (b'[{"name":"list"}]', "not-object"),
     (b'{"value":3}', "missing-name"),
 ]
-
-
-@pytest.fixture
-def reader() -> Iterator[InMemoryMetricReader]:
-    memory = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[memory])
-    telemetry.use_meter_provider(provider)
-    yield memory
-    telemetry.use_meter_provider(None)
-    provider.shutdown()
 
 
 def export_batch(service: Runtime, partition: str, sent: list[Sent]) -> BatchReport:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader, NumberDataPoint
 
 from shared import telemetry
@@ -65,17 +64,6 @@ def per_export(points: dict[Attributes, Any]) -> dict[tuple[str, str], Any]:
 def by(points: dict[Attributes, Any], *names: str) -> dict[tuple[str, ...], Any]:
     """A metric's points keyed by the values of the given dimensions."""
     return {tuple(dict(attributes).get(name, "") for name in names): v for attributes, v in points.items()}
-
-
-@pytest.fixture
-def reader() -> Iterator[InMemoryMetricReader]:
-    """An in-memory meter provider that telemetry records into for the test."""
-    memory = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[memory])
-    telemetry.use_meter_provider(provider)
-    yield memory
-    telemetry.use_meter_provider(None)
-    provider.shutdown()
 
 
 @pytest.fixture
