@@ -259,17 +259,10 @@ class AdlsSink:
         return True
 
     def length(self, path: str) -> int | None:
-        info = self.describe(path)
-        return None if info is None else info.length
+        return _length(self.describe(path))
 
     def describe(self, path: str) -> FileInfo | None:
-        try:
-            props = self._filesystem.get_file_client(path).get_file_properties()
-        except ResourceNotFoundError as error:
-            if error_code(error) in _GONE_CODES or not error_code(error):
-                return None
-            raise
-        return FileInfo(int(props.size), str((props.metadata or {}).get(OWNER, "")))
+        return _described(self._filesystem.get_file_client(path).get_file_properties)
 
     def append(self, path: str, data: bytes, position: int) -> int:
         try:
@@ -289,6 +282,22 @@ class AdlsSink:
             return b""
         stream = self._filesystem.get_file_client(path).download_file(offset=start, length=end - start)
         return bytes(stream.readall())
+
+
+def _described(properties: Callable[[], Any]) -> FileInfo | None:
+    """A file's or blob's length and owner mark from its properties; None when it is not there (its
+    container included: a missing container is a missing file to delivery)."""
+    try:
+        props = properties()
+    except ResourceNotFoundError as error:
+        if error_code(error) in _GONE_CODES or not error_code(error):
+            return None
+        raise
+    return FileInfo(int(props.size), str((props.metadata or {}).get(OWNER, "")))
+
+
+def _length(info: FileInfo | None) -> int | None:
+    return None if info is None else info.length
 
 
 class AppendBlobSink:
@@ -314,17 +323,10 @@ class AppendBlobSink:
         return True
 
     def length(self, path: str) -> int | None:
-        info = self.describe(path)
-        return None if info is None else info.length
+        return _length(self.describe(path))
 
     def describe(self, path: str) -> FileInfo | None:
-        try:
-            props = self._container.get_blob_client(path).get_blob_properties()
-        except ResourceNotFoundError as error:
-            if error_code(error) in _GONE_CODES or not error_code(error):
-                return None
-            raise
-        return FileInfo(int(props.size), str((props.metadata or {}).get(OWNER, "")))
+        return _described(self._container.get_blob_client(path).get_blob_properties)
 
     def append(self, path: str, data: bytes, position: int) -> int:
         blob = self._container.get_blob_client(path)
